@@ -1,0 +1,165 @@
+"""Running external programs and managing the daemons rbdnb itself started.
+
+Programs run from argument lists, never through a shell, always with a timeout.
+A daemon is remembered by its pid *and* its start time (from ``/proc``), so a pid
+that the kernel has since given to another process is never signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from .errors import CommandFailed, MissingTool, Timeout
+
+# Program -> Debian package that ships it; used to say what to install.
+PACKAGES = {
+    "ceph": "ceph-common",
+    "ceph-authtool": "ceph-common",
+    "monmaptool": "ceph-common",
+    "rbd": "ceph-common",
+    "rados": "ceph-common",
+    "ceph-mon": "ceph-mon",
+    "ceph-osd": "ceph-osd",
+    "ceph-mgr": "ceph-mgr",
+    "qemu-img": "qemu-utils",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "libvirtd": "libvirt-daemon-system",
+    "virtlogd": "libvirt-daemon-system",
+    "virsh": "libvirt-clients",
+    "fio": "fio",
+    "busybox": "busybox-static",
+}
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXTRA_PATH = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+def which(program: str) -> str:
+    """Return the path of ``program`` or raise :class:`MissingTool` naming its package."""
+    found = shutil.which(program)
+    if found is None:
+        found = shutil.which(program, path=os.pathsep.join(_EXTRA_PATH))
+    if found is None:
+        raise MissingTool(program, PACKAGES.get(program, program))
+    return found
+
+
+def quote(argv: list[str]) -> str:
+    """Render an argument list as a shell-quoted command line, for display only."""
+    return shlex.join(str(a) for a in argv)
+
+
+def run(argv: list[str], *, timeout: float, input: bytes | None = None,
+        env: dict[str, str] | None = None, check: bool = True,
+        what: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``argv`` (no shell) and return the completed process.
+
+    Raises :class:`Timeout` if it runs longer than ``timeout`` seconds (the
+    process is killed), and :class:`CommandFailed` on a non-zero exit when
+    ``check`` is true; the message names the program and its last error line.
+    """
+    argv = [str(a) for a in argv]
+    program = os.path.basename(argv[0])
+    argv[0] = which(argv[0]) if os.sep not in argv[0] else argv[0]
+    try:
+        proc = subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
+                              env=env, stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise Timeout(f"{what or program} did not finish within {timeout:g} s") from None
+    if check and proc.returncode != 0:
+        stderr = _ANSI.sub("", proc.stderr.decode(errors="replace"))
+        last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()),
+                    f"exit status {proc.returncode}")
+        raise CommandFailed(f"{what or program} failed: {last}", argv=argv,
+                            returncode=proc.returncode, stderr=stderr)
+    return proc
+
+
+def start_time(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":  # a zombie has exited; it only waits to be reaped
+        return None
+    return int(fields[19])
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process rbdnb started, identified by pid and start time."""
+
+    name: str
+    pid: int
+    started: int
+
+    @classmethod
+    def of(cls, name: str, pid: int) -> "ProcessRef | None":
+        ticks = start_time(pid)
+        return None if ticks is None else cls(name, pid, ticks)
+
+    def alive(self) -> bool:
+        return start_time(self.pid) == self.started
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Send SIGTERM, then SIGKILL after ``timeout`` s (at once if 0). True if it was running."""
+        if not self.alive():
+            return False
+        if timeout > 0:
+            _signal(self.pid, signal.SIGTERM)
+        if timeout <= 0 or not _wait_gone(self, timeout):
+            _signal(self.pid, signal.SIGKILL)
+            _wait_gone(self, 5.0)
+        return True
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "pid": self.pid, "started": self.started}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ProcessRef":
+        return cls(data["name"], int(data["pid"]), int(data["started"]))
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(ref: ProcessRef, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not ref.alive():
+            _reap(ref.pid)
+            return True
+        _reap(ref.pid)
+        time.sleep(0.05)
+    return not ref.alive()
+
+
+def _reap(pid: int) -> None:
+    # Daemons that double-fork are not our children; waitpid then raises ChildProcessError.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def read_pidfile(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (FileNotFoundError, ValueError):
+        return None

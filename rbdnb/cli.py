@@ -1,0 +1,117 @@
+"""The ``rbdnb`` command line: a thin front end over the library.
+
+Exit codes: 0 success, 1 an rbdnb error (one line on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from .errors import RbdnbError
+from .sandbox import DEFAULT_OSD_SIZE, STORES, Sandbox, default_dir
+
+
+def _sandbox_parser(sub) -> None:
+    sandbox = sub.add_parser("sandbox", help="the embedded Ceph + libvirt sandbox",
+                             description="Start, inspect and stop the embedded single-node "
+                                         "Ceph cluster and libvirt, on loopback.")
+    ssub = sandbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dir_help = f"sandbox directory (default: {default_dir()}, or $RBDNB_SANDBOX_DIR)"
+
+    up = ssub.add_parser("up", help="start the sandbox (reports the running one if already up)")
+    up.add_argument("--dir", help=dir_help)
+    up.add_argument("--osd-size", default=DEFAULT_OSD_SIZE,
+                    help=f"OSD capacity, e.g. 8G (default {DEFAULT_OSD_SIZE}); "
+                         "memstore keeps the data in RAM")
+    up.add_argument("--store", choices=STORES, default="memstore",
+                    help="OSD object store: memstore (RAM, default) or bluestore on a file")
+    up.add_argument("--port", type=int, help="monitor port on 127.0.0.1 (default: a free one)")
+    up.add_argument("--timeout", type=float, default=120.0,
+                    help="seconds to wait for health (default 120)")
+    up.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    status = ssub.add_parser("status", help="daemons, pids, health, fsid, conf, libvirt URI")
+    status.add_argument("--dir", help=dir_help)
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    env = ssub.add_parser("env", help="print export lines for eval: CEPH_CONF, libvirt URI")
+    env.add_argument("--dir", help=dir_help)
+
+    down = ssub.add_parser("down", help="stop the processes the sandbox started")
+    down.add_argument("--dir", help=dir_help)
+    down.add_argument("--keep", action="store_true",
+                      help="keep the state (conf, keys, data) so that `up` restarts it")
+
+    smoke = ssub.add_parser("smoke", help="create and list an RBD image on the sandbox")
+    smoke.add_argument("--dir", help=dir_help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rbdnb", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _sandbox_parser(sub)
+    return parser
+
+
+def _cmd_sandbox(args) -> int:
+    if args.action == "up":
+        box = Sandbox(args.dir, osd_size=args.osd_size, store=args.store, port=args.port,
+                      timeout=args.timeout)
+        status = box.up()
+        if args.json:
+            print(json.dumps(status.to_json(), indent=2))
+        else:
+            print(status.summary())
+            print("\nPoint tools at it:\n"
+                  f"  eval \"$(rbdnb sandbox env{_dir_arg(args)})\"   "
+                  "# sets CEPH_CONF and LIBVIRT_DEFAULT_URI\n"
+                  f"  rbd -c {shlex.quote(status.conf)} ls\n"
+                  f"  virsh -c {status.libvirt_uri} list --all")
+        return 0
+    box = Sandbox(args.dir)
+    if args.action == "status":
+        status = box.status()
+        print(json.dumps(status.to_json(), indent=2) if args.json else status.summary())
+        return 0 if status.running else 3
+    if args.action == "env":
+        for name, value in box.env().items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
+    if args.action == "down":
+        stopped = box.down(keep=args.keep)
+        print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+        if not args.keep:
+            print(f"removed the sandbox state in {box.dir}")
+        return 0
+    if args.action == "smoke":
+        from .smoke import run_smoke
+        if not box.status().running:
+            print(f"rbdnb: the sandbox in {box.dir} is not running: run `rbdnb sandbox up`",
+                  file=sys.stderr)
+            return 1
+        print(run_smoke(str(box.conf_path), str(box.keyring_path)).summary())
+        return 0
+    raise AssertionError(args.action)  # pragma: no cover
+
+
+def _dir_arg(args) -> str:
+    return f" --dir {shlex.quote(args.dir)}" if args.dir else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "sandbox":
+            return _cmd_sandbox(args)
+    except RbdnbError as exc:
+        print(f"rbdnb: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rbdnb: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")  # pragma: no cover
+    return 2

@@ -1,0 +1,815 @@
+"""The embedded sandbox: a real single-node Ceph cluster and libvirt, on loopback.
+
+``Sandbox(dir).up()`` writes a ``ceph.conf`` and an admin keyring into ``dir``,
+starts one monitor, one manager and one OSD (memstore by default, bluestore on a
+file as an option) with cephx on and every address on 127.0.0.1, makes sure a
+libvirt daemon is serving, and waits until the cluster is healthy. ``down()``
+stops exactly the processes ``up()`` started, recognised by pid *and* start time,
+and removes the state unless asked to keep it.
+
+libvirtd is one per machine. A sandbox that finds it running uses it and leaves
+it alone; one that starts it records that in ``/run/rbdnb/libvirtd.json``, and
+the last sandbox to go down stops it. Nothing else on the machine is touched.
+
+Layout of ``dir``::
+
+    ceph.conf                      what every client reads (CEPH_CONF)
+    ceph.client.admin.keyring      mode 0600
+    sandbox.json                   fsid, port, store, pids with start times
+    mon/ osd/ mgr/                 daemon data
+    run/ log/                      pid files, admin sockets, daemon logs
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import _proc
+from .errors import (InvalidArgument, NotWritable, PortInUse, RbdnbError,
+                     SandboxError, SandboxNotRunning, Timeout)
+from .units import format_size, parse_size
+
+CEPH_TOOLS = ("ceph-mon", "ceph-osd", "ceph-mgr", "ceph", "monmaptool")
+LIBVIRT_TOOLS = ("libvirtd", "virtlogd")
+STORES = ("memstore", "bluestore")
+DEFAULT_OSD_SIZE = "8G"
+MIN_OSD_SIZE = 256 * 1024**2
+LEGACY_MON_PORT = 6789
+# Timeouts the sandbox's conf gives every client (seconds). A full memstore OSD
+# blocks writes instead of failing them; these turn a hang into an error. The
+# OSD op timeout stays above osd_heartbeat_grace + osd_heartbeat_interval (26 s).
+CLIENT_TIMEOUT = 30
+SYSTEM_LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
+SYSTEM_VIRTLOGD_SOCKET = "/run/libvirt/virtlogd-sock"
+RUNTIME_DIR = Path(os.environ.get("RBDNB_RUNTIME_DIR", "/run/rbdnb"))
+_OWNED_STATE_ENTRIES = ("ceph.conf", "ceph.client.admin.keyring", "sandbox.json",
+                        "mon", "osd", "mgr", "run", "log", "tmp", ".lock")
+
+
+def default_dir() -> Path:
+    """Where the sandbox lives when no directory is given.
+
+    ``$RBDNB_SANDBOX_DIR`` if set, else ``$XDG_STATE_HOME/rbdnb/sandbox``
+    (``~/.local/state/rbdnb/sandbox``).
+    """
+    if os.environ.get("RBDNB_SANDBOX_DIR"):
+        return Path(os.environ["RBDNB_SANDBOX_DIR"]).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                              ".local", "state")
+    return Path(state) / "rbdnb" / "sandbox"
+
+
+def new_cephx_key() -> str:
+    """A fresh cephx secret in Ceph's keyring encoding (as ``ceph-authtool --gen-key``).
+
+    The encoding is CryptoKey's: u16 type (1 = AES), utime created (u32 s, u32 ns),
+    u16 length, then 16 random bytes; base64 of that.
+    """
+    secret = os.urandom(16)
+    header = struct.pack("<HIIH", 1, int(time.time()), 0, len(secret))
+    return base64.b64encode(header + secret).decode("ascii")
+
+
+def render_keyring(entries: dict[str, tuple[str, dict[str, str]]]) -> str:
+    """Keyring file text for ``{entity: (key, {service: caps})}``."""
+    out = []
+    for entity, (key, caps) in entries.items():
+        out.append(f"[{entity}]\n\tkey = {key}\n")
+        for service, cap in caps.items():
+            out.append(f'\tcaps {service} = "{cap}"\n')
+    return "".join(out)
+
+
+def mon_address(port: int) -> str:
+    """The monitor's address as written in ``mon_host``.
+
+    A bare ``host:port`` (which is all libvirt's rbd pool and QEMU pass on) is read
+    by Ceph as msgr v1 when the port is 6789 and as msgr v2 otherwise, so the
+    monitor speaks exactly what a bare address on that port means.
+    """
+    proto = "v1" if port == LEGACY_MON_PORT else "v2"
+    return f"{proto}:127.0.0.1:{port}"
+
+
+def render_conf(directory: Path, *, fsid: str, port: int, store: str, osd_size: int) -> str:
+    """The sandbox's ``ceph.conf``: loopback only, cephx on, one-OSD defaults, client timeouts."""
+    d = str(directory)
+    lines = [
+        "# Written by rbdnb sandbox: a single-node cluster on loopback. Do not edit by hand.",
+        "[global]",
+        f"fsid = {fsid}",
+        f"mon_host = {mon_address(port)}",
+        "auth_cluster_required = cephx",
+        "auth_service_required = cephx",
+        "auth_client_required = cephx",
+        "auth_allow_insecure_global_id_reclaim = false",
+        f"run_dir = {d}/run",
+        f"keyring = {d}/$cluster.$name.keyring",
+        # One OSD: pools of size 1, placement across OSDs rather than hosts.
+        "osd_pool_default_size = 1",
+        "osd_pool_default_min_size = 1",
+        "osd_pool_default_pg_num = 8",
+        "osd_pool_default_pgp_num = 8",
+        "osd_pool_default_pg_autoscale_mode = off",
+        "osd_crush_chooseleaf_type = 0",
+        "mon_allow_pool_size_one = true",
+        "mon_allow_pool_delete = true",
+        "mon_max_pg_per_osd = 1000",
+        "mon_warn_on_pool_no_redundancy = false",
+        # The sandbox's monitor store is tiny; do not warn (or stop) on a busy host disk.
+        "mon_data_avail_warn = 2",
+        "mon_data_avail_crit = 1",
+        "",
+        "[client]",
+        f"client_mount_timeout = {CLIENT_TIMEOUT}",
+        f"rados_mon_op_timeout = {CLIENT_TIMEOUT}",
+        f"rados_osd_op_timeout = {CLIENT_TIMEOUT}",
+        "",
+        "[mon]",
+        f"mon_data = {d}/mon/$cluster-$id",
+        "keyring = $mon_data/keyring",
+        f"pid_file = {d}/run/$cluster-$name.pid",
+        f"admin_socket = {d}/run/$cluster-$name.asok",
+        f"log_file = {d}/log/$cluster-$name.log",
+        f"mon_cluster_log_file = {d}/log/$cluster.log",
+        "",
+        "[mgr]",
+        f"mgr_data = {d}/mgr/$cluster-$id",
+        "keyring = $mgr_data/keyring",
+        f"pid_file = {d}/run/$cluster-$name.pid",
+        f"admin_socket = {d}/run/$cluster-$name.asok",
+        f"log_file = {d}/log/$cluster-$name.log",
+        "public_addr = 127.0.0.1",
+        "mgr_initial_modules = iostat",
+        "",
+        "[osd]",
+        f"osd_data = {d}/osd/$cluster-$id",
+        "keyring = $osd_data/keyring",
+        f"pid_file = {d}/run/$cluster-$name.pid",
+        f"admin_socket = {d}/run/$cluster-$name.asok",
+        f"log_file = {d}/log/$cluster-$name.log",
+        "public_addr = 127.0.0.1",
+        "cluster_addr = 127.0.0.1",
+        f"osd_objectstore = {store}",
+        "osd_memory_target = 1073741824",
+        # A fast shutdown skips unmounting the store, and memstore saves its data only
+        # on unmount: without this, `down --keep` would lose every object.
+        "osd_fast_shutdown = false",
+    ]
+    if store == "memstore":
+        lines.append(f"memstore_device_bytes = {osd_size}")
+    else:
+        lines += [
+            f"bluestore_block_path = {d}/osd/$cluster-$id.block",  # mkfs links $osd_data/block here
+            f"bluestore_block_size = {osd_size}",
+            "bluestore_block_create = true",
+            "bluestore_block_db_create = false",
+            "bluestore_block_wal_create = false",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a daemon could listen on 127.0.0.1:port now.
+
+    Ceph binds with SO_REUSEADDR, so connections of a stopped sandbox still in
+    TIME_WAIT do not count; a listener does.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, chosen by the kernel."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unix_socket_answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (mode 0600 from creation)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@dataclass
+class Health:
+    """What the monitor says of the cluster, plus what the sandbox checks itself."""
+
+    status: str = "UNKNOWN"
+    checks: dict[str, str] = field(default_factory=dict)
+    osds_up: int = 0
+    osds_in: int = 0
+    mgr_available: bool = False
+    pgs_total: int = 0
+    pgs_active_clean: int = 0
+    used_bytes: int = 0
+    total_bytes: int = 0
+    full_ratio: float = 0.95
+    nearfull_ratio: float = 0.85
+
+    @property
+    def used_ratio(self) -> float:
+        return self.used_bytes / self.total_bytes if self.total_bytes else 0.0
+
+    @property
+    def full(self) -> bool:
+        return ("OSD_FULL" in self.checks or "POOL_FULL" in self.checks
+                or (self.total_bytes > 0 and self.used_ratio >= self.full_ratio))
+
+    @property
+    def nearfull(self) -> bool:
+        return self.full or "OSD_NEARFULL" in self.checks or (
+            self.total_bytes > 0 and self.used_ratio >= self.nearfull_ratio)
+
+    @property
+    def ok(self) -> bool:
+        """Healthy: HEALTH_OK, the OSD up and in, a manager, every PG active+clean, not full."""
+        return (self.status == "HEALTH_OK" and self.osds_up >= 1 and self.osds_in >= 1
+                and self.mgr_available and self.pgs_active_clean == self.pgs_total
+                and not self.nearfull)
+
+    def describe(self) -> str:
+        parts = [self.status]
+        parts += [f"{name}: {text}" for name, text in self.checks.items()]
+        if not self.mgr_available:
+            parts.append("no active manager")
+        if self.pgs_active_clean != self.pgs_total:
+            parts.append(f"{self.pgs_active_clean}/{self.pgs_total} PGs active+clean")
+        if self.nearfull and not self.checks:
+            parts.append(f"OSD {self.used_ratio:.0%} used")
+        return "; ".join(parts)
+
+
+@dataclass
+class SandboxStatus:
+    """What ``up()`` and ``status()`` report."""
+
+    dir: str
+    conf: str
+    keyring: str
+    running: bool
+    fsid: str | None = None
+    mon_host: str | None = None
+    store: str | None = None
+    osd_size: int | None = None
+    daemons: list[dict] = field(default_factory=list)
+    health: Health | None = None
+    libvirt_uri: str | None = None
+    libvirt_reachable: bool = False
+    libvirt_owner: str | None = None
+    changed: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.running and self.health is not None and self.health.ok
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["healthy"] = self.healthy
+        if self.health is not None:
+            data["health"].update(used_ratio=round(self.health.used_ratio, 4),
+                                  full=self.health.full, nearfull=self.health.nearfull)
+        return data
+
+    def summary(self) -> str:
+        if not self.running:
+            return f"sandbox in {self.dir} is not running"
+        lines = [f"sandbox {'started' if self.changed else 'already running'} in {self.dir}",
+                 f"  fsid:     {self.fsid}",
+                 f"  monitor:  {self.mon_host}",
+                 f"  health:   {self.health.describe() if self.health else 'unknown'}"]
+        if self.health and self.health.total_bytes:
+            lines.append(f"  OSD:      {self.store}, {format_size(self.health.used_bytes)} of "
+                         f"{format_size(self.health.total_bytes)} used "
+                         f"({self.health.used_ratio:.1%})")
+        lines += [f"  daemons:  " + ", ".join(
+                      f"{d['name']} pid {d['pid']}{'' if d['running'] else ' (stopped)'}"
+                      for d in self.daemons),
+                  f"  conf:     {self.conf}",
+                  f"  keyring:  {self.keyring}",
+                  f"  libvirt:  {self.libvirt_uri} "
+                  f"({'reachable' if self.libvirt_reachable else 'NOT reachable'}"
+                  f"{', started by rbdnb' if self.libvirt_owner == 'rbdnb' else ''})"]
+        if "healthy" in self.timings:
+            lines.append(f"  ready in: {self.timings['healthy']:.1f} s")
+        return "\n".join(lines)
+
+
+class Sandbox:
+    """A single-node Ceph cluster and libvirt that rbdnb starts itself, on loopback."""
+
+    def __init__(self, directory: str | os.PathLike | None = None, *,
+                 osd_size: str | int = DEFAULT_OSD_SIZE, store: str = "memstore",
+                 port: int | None = None, timeout: float = 120.0):
+        self.dir = Path(directory).expanduser().absolute() if directory else default_dir()
+        if store not in STORES:
+            raise InvalidArgument(f"store {store!r} is not valid: expected one of "
+                                  f"{', '.join(STORES)}")
+        self.store = store
+        self.osd_size = parse_size(osd_size, what="OSD size", minimum=MIN_OSD_SIZE,
+                                   maximum=2**50)
+        if port is not None and not (1 <= int(port) <= 65535):
+            raise InvalidArgument(f"port {port!r} is not valid: expected 1-65535")
+        self.port = port
+        self.timeout = timeout
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def conf_path(self) -> Path:
+        return self.dir / "ceph.conf"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.dir / "ceph.client.admin.keyring"
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / "sandbox.json"
+
+    @property
+    def libvirt_uri(self) -> str:
+        return "qemu:///system" if os.geteuid() == 0 else "qemu:///session"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the Ceph CLIs, virsh and rbdnb at this sandbox."""
+        return {"CEPH_CONF": str(self.conf_path), "LIBVIRT_DEFAULT_URI": self.libvirt_uri,
+                "RBDNB_SANDBOX_DIR": str(self.dir)}
+
+    # -- state -----------------------------------------------------------------------------
+    def _load_state(self) -> dict | None:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise SandboxError(f"cannot read sandbox state {self.state_path}: {exc}") from None
+
+    def _save_state(self, state: dict) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        os.replace(tmp, self.state_path)
+
+    def _daemon_refs(self, state: dict) -> list[_proc.ProcessRef]:
+        return [_proc.ProcessRef.from_json(d) for d in state.get("daemons", [])]
+
+    # -- up ------------------------------------------------------------------------------
+    def up(self) -> SandboxStatus:
+        """Start the sandbox, or report the running one and change nothing.
+
+        Raises :class:`MissingTool`, :class:`NotWritable`, :class:`PortInUse`,
+        :class:`Timeout` or :class:`SandboxError`; on any failure every daemon this
+        call started is stopped again.
+        """
+        for tool in CEPH_TOOLS + (LIBVIRT_TOOLS if os.geteuid() == 0 else ()):
+            _proc.which(tool)
+        self._check_writable()
+        with _locked(self.dir / ".lock"):
+            state = self._load_state()
+            if state is not None:
+                refs = self._daemon_refs(state)
+                if refs and all(r.alive() for r in refs):
+                    # Nothing to start; still wait for health (PGs of a pool created a
+                    # moment ago may be peering), so that `up` means "usable" either way.
+                    self._wait_healthy(deadline=time.monotonic() + self.timeout)
+                    status = self.status()
+                    status.changed = False
+                    return status
+                return self._restart(state)
+            return self._create()
+
+    def _check_writable(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe = self.dir / f".probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise NotWritable(f"sandbox directory {self.dir} is not writable: "
+                              f"{exc.strerror or exc}") from None
+
+    def _create(self) -> SandboxStatus:
+        t0 = time.monotonic()
+        timings: dict[str, float] = {}
+        fsid = str(uuid.uuid4())
+        osd_uuid = str(uuid.uuid4())
+        state = {"fsid": fsid, "port": self.port, "mon_host": None, "store": self.store,
+                 "osd_size": self.osd_size, "osd_uuid": osd_uuid, "created": time.time(),
+                 "daemons": [], "libvirt": None}
+        started: list[_proc.ProcessRef] = []
+        try:
+            if self.port is not None and not port_is_free(self.port):
+                raise PortInUse(f"port 127.0.0.1:{self.port} is already in use; choose another "
+                                f"with --port, or leave --port out to pick a free one")
+            state["port"] = port = self.port or pick_free_port()
+            state["mon_host"] = mon_address(port)
+            self._write_initial_files(state)
+            self._save_state(state)
+            timings["files"] = time.monotonic() - t0
+            self._start_daemon("mon.a", ["ceph-mon", "-c", self.conf_path, "-i", "a"],
+                               state, started)
+            timings["mon"] = time.monotonic() - t0
+            with self._client(timeout=15) as cluster:
+                self._mon_command(cluster, {"prefix": "osd new", "uuid": osd_uuid, "id": 0})
+                # Device health monitoring scrapes SMART data (none on a memstore OSD) and
+                # creates a pool of its own the moment an OSD is up, after the cluster first
+                # looks healthy; the sandbox starts with no pools instead.
+                self._mon_command(cluster, {"prefix": "config set", "who": "mgr",
+                                            "name": "mgr/devicehealth/enable_monitoring",
+                                            "value": "false", "force": True})
+            # mkfs reads no config from the monitor: everything it needs is in the conf.
+            _proc.run(["ceph-osd", "-c", self.conf_path, "-i", "0", "--mkfs",
+                       "--osd-uuid", osd_uuid, "--no-mon-config"],
+                      timeout=120, what="ceph-osd --mkfs")
+            self._start_daemon("mgr.x", ["ceph-mgr", "-c", self.conf_path, "-i", "x"],
+                               state, started)
+            self._start_daemon("osd.0", ["ceph-osd", "-c", self.conf_path, "-i", "0"],
+                               state, started)
+            timings["daemons"] = time.monotonic() - t0
+            self._attach_libvirt(state)
+            timings["libvirt"] = time.monotonic() - t0
+            self._save_state(state)
+            self._wait_healthy(deadline=t0 + self.timeout)
+            timings["healthy"] = time.monotonic() - t0
+        except BaseException:
+            self._abort(state, started)
+            raise
+        status = self.status()
+        status.changed = True
+        status.timings = {k: round(v, 3) for k, v in timings.items()}
+        return status
+
+    def _restart(self, state: dict) -> SandboxStatus:
+        """Start again the daemons of a sandbox whose state was kept (``down --keep``)."""
+        t0 = time.monotonic()
+        started: list[_proc.ProcessRef] = []
+        alive = {r.name for r in self._daemon_refs(state) if r.alive()}
+        commands = {"mon.a": ["ceph-mon", "-c", self.conf_path, "-i", "a"],
+                    "mgr.x": ["ceph-mgr", "-c", self.conf_path, "-i", "x"],
+                    "osd.0": ["ceph-osd", "-c", self.conf_path, "-i", "0"]}
+        port = int(state["port"])
+        if "mon.a" not in alive and not port_is_free(port):
+            raise PortInUse(f"port 127.0.0.1:{port} of the kept sandbox in {self.dir} is now "
+                            f"taken by another program")
+        state["daemons"] = [d for d in state["daemons"] if d["name"] in alive]
+        try:
+            for name, argv in commands.items():
+                if name not in alive:
+                    self._start_daemon(name, argv, state, started)
+            self._attach_libvirt(state)
+            self._save_state(state)
+            self._wait_healthy(deadline=t0 + self.timeout)
+        except BaseException:
+            self._abort(state, started, remove=False)
+            raise
+        status = self.status()
+        status.changed = True
+        status.timings = {"healthy": round(time.monotonic() - t0, 3)}
+        return status
+
+    def _write_initial_files(self, state: dict) -> None:
+        d = self.dir
+        for sub in ("run", "log", "tmp", "mon", "mgr/ceph-x", "osd/ceph-0"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o700)
+        self.conf_path.write_text(render_conf(d, fsid=state["fsid"], port=state["port"],
+                                              store=self.store, osd_size=self.osd_size))
+        admin = ("client.admin", {"mon": "allow *", "osd": "allow *", "mgr": "allow *",
+                                  "mds": "allow *"})
+        osd = ("osd.0", {"mon": "allow profile osd", "mgr": "allow profile osd",
+                         "osd": "allow *"})
+        mgr = ("mgr.x", {"mon": "allow profile mgr", "osd": "allow *", "mds": "allow *"})
+        keys = {name: new_cephx_key() for name in ("mon.", "client.admin", "osd.0", "mgr.x")}
+        _write_private(self.keyring_path, render_keyring({admin[0]: (keys[admin[0]], admin[1])}))
+        _write_private(d / "osd/ceph-0/keyring", render_keyring({osd[0]: (keys[osd[0]], osd[1])}))
+        _write_private(d / "mgr/ceph-x/keyring", render_keyring({mgr[0]: (keys[mgr[0]], mgr[1])}))
+        # The monitor's bootstrap keyring holds every entity, so mkfs registers them all
+        # at once and no `ceph auth` round trip is needed later.
+        bootstrap = d / "tmp/mon.keyring"
+        _write_private(bootstrap, render_keyring({
+            "mon.": (keys["mon."], {"mon": "allow *"}),
+            admin[0]: (keys[admin[0]], admin[1]), osd[0]: (keys[osd[0]], osd[1]),
+            mgr[0]: (keys[mgr[0]], mgr[1])}))
+        monmap = d / "tmp/monmap"
+        try:
+            _proc.run(["monmaptool", "--create", "--clobber", "--fsid", state["fsid"],
+                       "--addv", "a", f"[{mon_address(state['port'])}]", monmap],
+                      timeout=30, what="monmaptool --create")
+            _proc.run(["ceph-mon", "-c", self.conf_path, "--mkfs", "-i", "a",
+                       "--monmap", monmap, "--keyring", bootstrap],
+                      timeout=60, what="ceph-mon --mkfs")
+        finally:
+            bootstrap.unlink(missing_ok=True)
+            monmap.unlink(missing_ok=True)
+
+    def _start_daemon(self, name: str, argv: list, state: dict,
+                      started: list[_proc.ProcessRef]) -> None:
+        """Start a Ceph daemon; it forks into the background once it is initialised."""
+        pidfile = self.dir / "run" / f"ceph-{name}.pid"
+        pidfile.unlink(missing_ok=True)
+        _proc.run(argv, timeout=60, what=f"starting {name}")
+        deadline = time.monotonic() + 10
+        ref = None
+        while time.monotonic() < deadline:
+            pid = _proc.read_pidfile(str(pidfile))
+            if pid and (ref := _proc.ProcessRef.of(name, pid)) is not None:
+                break
+            time.sleep(0.02)
+        if ref is None:
+            raise SandboxError(f"{name} did not stay up; see {self.dir}/log/ceph-{name}.log")
+        started.append(ref)
+        state["daemons"].append(ref.to_json())
+        self._save_state(state)
+
+    def _abort(self, state: dict, started: list[_proc.ProcessRef], remove: bool = True) -> None:
+        """Undo a failed up(): stop what this call started, and drop a half-made state."""
+        for ref in reversed(started):
+            ref.stop(timeout=10)
+        if state.get("libvirt"):
+            _release_libvirt(self.dir)
+            state["libvirt"] = None
+        if remove:
+            self._remove_state_files()
+        else:
+            state["daemons"] = [d for d in state["daemons"]
+                                if _proc.ProcessRef.from_json(d).alive()]
+            self._save_state(state)
+
+    # -- libvirt ---------------------------------------------------------------------------
+    def _attach_libvirt(self, state: dict) -> None:
+        if os.geteuid() != 0:
+            # The session daemon is started on demand by libvirt itself for qemu:///session.
+            state["libvirt"] = {"uri": self.libvirt_uri, "owner": "session"}
+            return
+        owner = _use_system_libvirt(self.dir)
+        state["libvirt"] = {"uri": self.libvirt_uri, "owner": owner}
+
+    # -- health ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _client(self, timeout: float = 10):
+        """A short-lived admin librados connection to this sandbox."""
+        try:
+            import rados
+        except ImportError:
+            raise SandboxError("the Python module rados is missing: install the Debian package "
+                               "python3-rados and use a venv made with --system-site-packages "
+                               "(scripts/setup.sh does both)") from None
+        cluster = rados.Rados(conffile=str(self.conf_path), rados_id="admin",
+                              conf={"keyring": str(self.keyring_path)})
+        try:
+            cluster.connect(timeout=int(max(1, timeout)))
+        except rados.Error as exc:
+            cluster.shutdown()
+            raise Timeout(f"cannot reach the sandbox monitor {self._mon_host()} within "
+                          f"{timeout:g} s: {type(exc).__name__}") from None
+        try:
+            yield cluster
+        finally:
+            cluster.shutdown()
+
+    def _mon_host(self) -> str:
+        state = self._load_state() or {}
+        return state.get("mon_host", "?")
+
+    @staticmethod
+    def _mon_command(cluster, cmd: dict, timeout: int = 10) -> dict | list | None:
+        ret, out, errs = cluster.mon_command(json.dumps({**cmd, "format": "json"}), b"",
+                                             timeout=timeout)
+        if ret != 0:
+            raise SandboxError(f"ceph {cmd['prefix']} failed: {errs or os.strerror(-ret)}")
+        return json.loads(out) if out.strip() else None
+
+    def _read_health(self, cluster) -> Health:
+        status = self._mon_command(cluster, {"prefix": "status"})
+        health = Health(status=status["health"]["status"],
+                        checks={name: check.get("summary", {}).get("message", "")
+                                for name, check in status["health"].get("checks", {}).items()})
+        osdmap = status.get("osdmap", {})
+        osdmap = osdmap.get("osdmap", osdmap)  # older releases nest it once more
+        health.osds_up = osdmap.get("num_up_osds", 0)
+        health.osds_in = osdmap.get("num_in_osds", 0)
+        health.mgr_available = bool(status.get("mgrmap", {}).get("available"))
+        pgmap = status.get("pgmap", {})
+        health.pgs_total = pgmap.get("num_pgs", 0)
+        health.pgs_active_clean = sum(s["count"] for s in pgmap.get("pgs_by_state", [])
+                                      if s["state_name"] == "active+clean")
+        health.used_bytes = pgmap.get("bytes_used", 0)
+        health.total_bytes = pgmap.get("bytes_total", 0)
+        dump = self._mon_command(cluster, {"prefix": "osd dump"})
+        health.full_ratio = dump.get("full_ratio", health.full_ratio) or health.full_ratio
+        health.nearfull_ratio = dump.get("nearfull_ratio", health.nearfull_ratio) or \
+            health.nearfull_ratio
+        return health
+
+    def _wait_healthy(self, deadline: float) -> Health:
+        health = Health()
+        with self._client(timeout=max(1, deadline - time.monotonic())) as cluster:
+            while True:
+                health = self._read_health(cluster)
+                if health.ok:
+                    return health
+                if time.monotonic() > deadline:
+                    raise Timeout(f"sandbox in {self.dir} not healthy after {self.timeout:g} s: "
+                                  f"{health.describe()}")
+                time.sleep(0.2)
+
+    # -- status ----------------------------------------------------------------------------
+    def status(self) -> SandboxStatus:
+        """What runs, with pids, health and fullness; never blocks longer than ~10 s."""
+        state = self._load_state()
+        status = SandboxStatus(dir=str(self.dir), conf=str(self.conf_path),
+                               keyring=str(self.keyring_path), running=False,
+                               libvirt_uri=self.libvirt_uri)
+        if state is None:
+            return status
+        refs = self._daemon_refs(state)
+        status.fsid, status.mon_host = state["fsid"], state["mon_host"]
+        status.store, status.osd_size = state["store"], state["osd_size"]
+        status.daemons = [{"name": r.name, "pid": r.pid, "running": r.alive()} for r in refs]
+        status.running = bool(refs) and all(d["running"] for d in status.daemons)
+        libvirt = state.get("libvirt") or {}
+        status.libvirt_uri = libvirt.get("uri", self.libvirt_uri)
+        status.libvirt_owner = libvirt.get("owner")
+        status.libvirt_reachable = libvirt_reachable(status.libvirt_uri)
+        if any(d["running"] for d in status.daemons if d["name"].startswith("mon")):
+            try:
+                with self._client(timeout=5) as cluster:
+                    status.health = self._read_health(cluster)
+            except RbdnbError as exc:
+                status.health = Health(status="UNREACHABLE", checks={"CLIENT": str(exc)})
+        return status
+
+    # -- down ------------------------------------------------------------------------------
+    def down(self, keep: bool = False) -> list[str]:
+        """Stop the daemons this sandbox started; remove its state unless ``keep``.
+
+        Returns the names of the processes that were stopped.
+        """
+        if not self.dir.exists():
+            return []
+        with _locked(self.dir / ".lock"):
+            state = self._load_state()
+            if state is None:
+                return []
+            stopped = []
+            # Stop the manager and the OSD before the monitor they report to. A kept
+            # memstore OSD saves its data on a clean stop, which can take a while.
+            order = {"mgr": 0, "osd": 1, "mon": 2}
+            for ref in sorted(self._daemon_refs(state), key=lambda r: order.get(r.name[:3], 3)):
+                # Without --keep the OSD's data is about to be deleted: kill it rather than
+                # let memstore write gigabytes to disk first.
+                kill = not keep and ref.name.startswith("osd")
+                if ref.stop(timeout=0 if kill else (120 if keep else 15)):
+                    stopped.append(ref.name)
+            if state.get("libvirt") and state["libvirt"].get("owner") != "session":
+                stopped += _release_libvirt(self.dir)
+            if keep:
+                state["daemons"] = []
+                state["libvirt"] = None
+                self._save_state(state)
+        if not keep:
+            self._remove_state_files()
+        return stopped
+
+    def _remove_state_files(self) -> None:
+        for name in _OWNED_STATE_ENTRIES:
+            path = self.dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for extra in self.dir.glob("ceph.client.*.keyring"):
+            extra.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()  # only if nothing of the user's is left in it
+
+
+# -- the machine's libvirt daemon -------------------------------------------------------------
+_LIBVIRT_RECORD = "libvirtd.json"
+
+
+def libvirt_reachable(uri: str) -> bool:
+    if uri == "qemu:///system":
+        return unix_socket_answers(SYSTEM_LIBVIRT_SOCKET)
+    try:
+        proc = _proc.run(["virsh", "-c", uri, "version"], timeout=15, check=False)
+    except RbdnbError:
+        return False
+    return proc.returncode == 0
+
+
+def _read_record() -> dict:
+    try:
+        return json.loads((RUNTIME_DIR / _LIBVIRT_RECORD).read_text())
+    except (FileNotFoundError, ValueError):
+        return {"processes": [], "users": []}
+
+
+def _write_record(record: dict) -> None:
+    RUNTIME_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = RUNTIME_DIR / (_LIBVIRT_RECORD + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, RUNTIME_DIR / _LIBVIRT_RECORD)
+
+
+def _use_system_libvirt(sandbox_dir: Path) -> str:
+    """Make sure libvirtd serves qemu:///system; return who owns it ('rbdnb' or 'machine')."""
+    with _locked(RUNTIME_DIR / "libvirtd.lock"):
+        record = _read_record()
+        ours = [_proc.ProcessRef.from_json(p) for p in record["processes"]]
+        ours = [r for r in ours if r.alive()]
+        if unix_socket_answers(SYSTEM_LIBVIRT_SOCKET):
+            owner = "rbdnb" if any(r.name == "libvirtd" for r in ours) else "machine"
+        else:
+            owner = "rbdnb"
+            if not unix_socket_answers(SYSTEM_VIRTLOGD_SOCKET):
+                ours.append(_start_libvirt_daemon("virtlogd", SYSTEM_VIRTLOGD_SOCKET,
+                                                  "/run/virtlogd.pid"))
+            ours.append(_start_libvirt_daemon("libvirtd", SYSTEM_LIBVIRT_SOCKET,
+                                              "/run/libvirtd.pid"))
+        users = {u for u in record["users"] if u != str(sandbox_dir)}
+        users.add(str(sandbox_dir))
+        _write_record({"processes": [r.to_json() for r in ours], "users": sorted(users)})
+        return owner
+
+
+def _start_libvirt_daemon(name: str, sock: str, pidfile: str) -> _proc.ProcessRef:
+    _proc.run([name, "-d"], timeout=30, what=f"starting {name}")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if unix_socket_answers(sock):
+            pid = _proc.read_pidfile(pidfile)
+            if pid and (ref := _proc.ProcessRef.of(name, pid)):
+                return ref
+        time.sleep(0.05)
+    raise SandboxError(f"{name} did not start serving {sock}; see /var/log/libvirt/")
+
+
+def _sandbox_alive(directory: str) -> bool:
+    try:
+        state = json.loads((Path(directory) / "sandbox.json").read_text())
+    except (OSError, ValueError):
+        return False
+    refs = [_proc.ProcessRef.from_json(d) for d in state.get("daemons", [])]
+    return any(r.alive() for r in refs)
+
+
+def _release_libvirt(sandbox_dir: Path) -> list[str]:
+    """Drop this sandbox from libvirtd's users; stop it if rbdnb started it and none are left."""
+    if os.geteuid() != 0:
+        return []
+    with _locked(RUNTIME_DIR / "libvirtd.lock"):
+        record = _read_record()
+        users = [u for u in record["users"] if u != str(sandbox_dir) and _sandbox_alive(u)]
+        stopped = []
+        refs = [_proc.ProcessRef.from_json(p) for p in record["processes"]]
+        if not users:
+            # libvirtd before virtlogd: libvirtd hands its logs to virtlogd.
+            for ref in sorted(refs, key=lambda r: r.name != "libvirtd"):
+                if ref.stop(timeout=15):
+                    stopped.append(ref.name)
+            refs = []
+        _write_record({"processes": [r.to_json() for r in refs if r.alive()], "users": users})
+        return stopped

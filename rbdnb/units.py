@@ -1,0 +1,71 @@
+"""Sizes as people write them (``10G``, ``512M``, ``1.5T``) and as bytes.
+
+Units are binary, as in ``rbd`` and ``qemu-img``: ``K`` is 1024 bytes. ``KiB``,
+``KB`` and ``k`` are accepted as spellings of the same unit.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from .errors import InvalidArgument
+
+_UNITS = {"": 0, "B": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]?)(I?B)?\s*$", re.IGNORECASE)
+MAX_SIZE = 2**64 - 1
+
+
+def parse_size(text: str | int, *, what: str = "size", default_unit: str = "B",
+               minimum: int = 1, maximum: int = MAX_SIZE) -> int:
+    """Return the number of bytes that ``text`` names.
+
+    A bare number is in ``default_unit`` (``rbd`` itself reads ``--size 10`` as
+    10 MiB, ``qemu-img`` as 10 bytes). The result must be a whole number of
+    bytes between ``minimum`` and ``maximum``; anything else raises
+    :class:`InvalidArgument` naming the value.
+    """
+    allowed = "a size such as 10G, 512M or 1.5T"
+    if isinstance(text, bool):
+        raise InvalidArgument(f"{what} {text!r} is not valid: expected {allowed}")
+    if isinstance(text, int):
+        value = text
+    else:
+        if not isinstance(text, str):
+            raise InvalidArgument(f"{what} {text!r} is not valid: expected {allowed}")
+        match = _SIZE_RE.match(text)
+        if not match:
+            raise InvalidArgument(f"{what} {text!r} is not valid: expected {allowed}")
+        number, unit, suffix = match.groups()
+        unit = unit.upper()
+        if not unit and not suffix:
+            unit = default_unit.upper().rstrip("IB") or ""
+        if suffix and suffix.upper() == "IB" and not unit:
+            raise InvalidArgument(f"{what} {text!r} is not valid: expected {allowed}")
+        try:
+            exact = Decimal(number) * (1024 ** _UNITS[unit])
+        except InvalidOperation:  # pragma: no cover - the regex admits only digits
+            raise InvalidArgument(f"{what} {text!r} is not valid: expected {allowed}") from None
+        if exact != exact.to_integral_value():
+            raise InvalidArgument(f"{what} {text!r} is not a whole number of bytes")
+        value = int(exact)
+    if value < minimum:
+        raise InvalidArgument(f"{what} {text!r} is too small: the least allowed is "
+                              f"{format_size(minimum)}")
+    if value > maximum:
+        raise InvalidArgument(f"{what} {text!r} is too large: the most allowed is "
+                              f"{format_size(maximum)}")
+    return value
+
+
+def format_size(nbytes: int) -> str:
+    """Render a byte count in the largest binary unit that divides it, else with one decimal."""
+    if nbytes < 1024:
+        return f"{nbytes}B"
+    for unit in "EPTGMK":
+        scale = 1024 ** _UNITS[unit]
+        if nbytes >= scale:
+            if nbytes % scale == 0:
+                return f"{nbytes // scale}{unit}"
+            return f"{nbytes / scale:.1f}{unit}"
+    return f"{nbytes}B"  # pragma: no cover
