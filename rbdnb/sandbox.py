@@ -489,6 +489,12 @@ class Sandbox:
         commands = {"mon.a": ["ceph-mon", "-c", self.conf_path, "-i", "a"],
                     "mgr.x": ["ceph-mgr", "-c", self.conf_path, "-i", "x"],
                     "osd.0": ["ceph-osd", "-c", self.conf_path, "-i", "0"]}
+        if state["store"] == "memstore" and not state.get("kept") and "osd.0" not in alive:
+            # memstore saves its data only on a clean stop (`down --keep`); after a crash or
+            # a reboot its PGs are gone and a restarted OSD would never become active.
+            raise SandboxError(
+                f"sandbox in {self.dir} was not stopped cleanly and its memstore OSD lost its "
+                f"data: run `rbdnb sandbox down` to clear it, then `rbdnb sandbox up`")
         port = int(state["port"])
         if "mon.a" not in alive and not port_is_free(port):
             raise PortInUse(f"port 127.0.0.1:{port} of the kept sandbox in {self.dir} is now "
@@ -499,6 +505,7 @@ class Sandbox:
                 if name not in alive:
                     self._start_daemon(name, argv, state, started)
             self._attach_libvirt(state)
+            state["kept"] = False
             self._save_state(state)
             self._wait_healthy(deadline=t0 + self.timeout)
         except BaseException:
@@ -708,6 +715,7 @@ class Sandbox:
             if keep:
                 state["daemons"] = []
                 state["libvirt"] = None
+                state["kept"] = True
                 self._save_state(state)
         if not keep:
             self._remove_state_files()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rbdnb import _proc
-from rbdnb.errors import PortInUse, Timeout
+from rbdnb.errors import PortInUse, SandboxError, Timeout
 from rbdnb.sandbox import RUNTIME_DIR, Sandbox, libvirt_reachable
 
 RBDNB = [sys.executable, "-m", "rbdnb"]
@@ -238,3 +238,21 @@ def test_libvirt_record_lists_live_users_only(sandbox):
         pytest.skip("the machine-wide libvirtd record is kept for qemu:///system only")
     record = json.loads((RUNTIME_DIR / "libvirtd.json").read_text())
     assert str(sandbox.dir) in record["users"]
+
+
+def test_a_crashed_memstore_sandbox_is_refused_with_what_to_do(tmp_path):
+    """After a crash or reboot memstore has lost its data: say so at once, never wait."""
+    box = Sandbox(tmp_path / "crashed", osd_size="1G")
+    box.up()
+    for ref in our_processes(box):
+        ref.stop(timeout=0)  # SIGKILL, as a reboot or an OOM kill would
+    t0 = time.monotonic()
+    with pytest.raises(SandboxError, match="not stopped cleanly.*rbdnb sandbox down"):
+        box.up()
+    assert time.monotonic() - t0 < 5
+    assert processes_using(box.dir) == []
+    box.down()
+    assert not box.dir.exists()
+    assert box.up().healthy
+    box.down()
+    assert processes_using(tmp_path / "crashed") == []
