@@ -256,3 +256,17 @@ def test_a_crashed_memstore_sandbox_is_refused_with_what_to_do(tmp_path):
     assert box.up().healthy
     box.down()
     assert processes_using(tmp_path / "crashed") == []
+
+
+def test_a_failed_up_leaves_no_daemon_and_no_state(tmp_path):
+    """Every daemon is started, then health does not come in time: all of it is undone."""
+    box = Sandbox(tmp_path / "late", osd_size="1G", timeout=0.5)
+    with pytest.raises(Timeout, match="not healthy after 0.5 s"):
+        box.up()
+    assert processes_using(tmp_path / "late") == []
+    assert not (tmp_path / "late").exists()
+    out = subprocess.run(RBDNB + ["sandbox", "up", "--dir", str(tmp_path / "late2"),
+                                  "--timeout", "0.5"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and "not healthy" in out.stderr
+    assert processes_using(tmp_path / "late2") == []
