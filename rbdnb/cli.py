@@ -87,12 +87,14 @@ def _cmd_sandbox(args) -> int:
             print(f"removed the sandbox state in {box.dir}")
         return 0
     if args.action == "smoke":
+        from .cluster import connect
         from .smoke import run_smoke
         if not box.status().running:
             print(f"rbdnb: the sandbox in {box.dir} is not running: run `rbdnb sandbox up`",
                   file=sys.stderr)
             return 1
-        print(run_smoke(str(box.conf_path), str(box.keyring_path)).summary())
+        with connect(str(box.conf_path), keyring=str(box.keyring_path)) as cluster:
+            print(run_smoke(cluster))
         return 0
     raise AssertionError(args.action)  # pragma: no cover
 

@@ -2,11 +2,31 @@
 
 Every error rbdnb raises derives from :class:`RbdnbError`, and its message is
 one line that names the object concerned and what is allowed. No message ever
-holds a cephx key.
+holds a cephx key. librados/librbd errors are translated at the boundary
+(:func:`rbdnb._ceph.translated`) by errno, never by message text.
 
     RbdnbError
-    ├── InvalidArgument          a name, spec, size or option is malformed
-    ├── Timeout                  a daemon did not answer within the time allowed
+    ├── InvalidArgument          a name, spec, size or option is malformed; nothing changed
+    ├── ConfirmationRequired     a destructive operation was not confirmed; nothing changed
+    ├── Conflict                 the object exists with other properties than asked for
+    ├── NotFound
+    │   ├── PoolNotFound
+    │   ├── ImageNotFound
+    │   ├── SnapshotNotFound
+    │   └── UserNotFound
+    ├── Exists
+    │   ├── PoolExists
+    │   ├── ImageExists
+    │   ├── SnapshotExists
+    │   └── UserExists
+    ├── ImageBusy                the image is open elsewhere (watchers, a lock)
+    ├── ImageHasSnapshots        removing an image that still has snapshots
+    ├── ImageHasChildren         removing or unprotecting what clones depend on
+    ├── SnapshotProtected        removing a protected snapshot
+    ├── PermissionDenied         cephx caps do not allow it
+    ├── ClusterFull              the cluster or pool is full or out of quota
+    ├── Timeout                  a daemon did not answer in time (also an unreachable cluster)
+    ├── CephError                any other librados/librbd error, with its errno
     ├── CommandFailed            an external program exited non-zero
     └── SandboxError             the embedded cluster could not be started or used
         ├── MissingTool          a program is not installed (names the Debian package)
@@ -26,8 +46,88 @@ class InvalidArgument(RbdnbError, ValueError):
     """A name, spec, size or parameter is malformed; nothing was changed."""
 
 
+class ConfirmationRequired(RbdnbError):
+    """A destructive operation needs ``confirm=True``; nothing was changed."""
+
+
+class Conflict(RbdnbError):
+    """The object already exists, with other properties than those asked for."""
+
+
+class NotFound(RbdnbError, LookupError):
+    """The object does not exist."""
+
+
+class PoolNotFound(NotFound):
+    pass
+
+
+class ImageNotFound(NotFound):
+    pass
+
+
+class SnapshotNotFound(NotFound):
+    pass
+
+
+class UserNotFound(NotFound):
+    pass
+
+
+class Exists(RbdnbError):
+    """The object exists already."""
+
+
+class PoolExists(Exists):
+    pass
+
+
+class ImageExists(Exists):
+    pass
+
+
+class SnapshotExists(Exists):
+    pass
+
+
+class UserExists(Exists):
+    pass
+
+
+class ImageBusy(RbdnbError):
+    """The image is in use by another client."""
+
+
+class ImageHasSnapshots(RbdnbError):
+    """The image still has snapshots."""
+
+
+class ImageHasChildren(RbdnbError):
+    """Clones depend on this image or snapshot."""
+
+
+class SnapshotProtected(RbdnbError):
+    """The snapshot is protected."""
+
+
+class PermissionDenied(RbdnbError, PermissionError):
+    """The cephx user's caps do not allow the operation."""
+
+
+class ClusterFull(RbdnbError):
+    """The cluster, an OSD or the pool is full, or a quota is reached."""
+
+
 class Timeout(RbdnbError, TimeoutError):
     """A daemon or program did not answer within the time allowed."""
+
+
+class CephError(RbdnbError):
+    """Any other error from librados or librbd."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
 
 
 class CommandFailed(RbdnbError):

@@ -16,14 +16,14 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]?)(I?B)?\s*$", re.IGNOREC
 MAX_SIZE = 2**64 - 1
 
 
-def parse_size(text: str | int, *, what: str = "size", default_unit: str = "B",
+def parse_size(text: str | int, *, what: str = "size", default_unit: str | None = None,
                minimum: int = 1, maximum: int = MAX_SIZE) -> int:
-    """Return the number of bytes that ``text`` names.
+    """Return the number of bytes that ``text`` names (an ``int`` is bytes already).
 
-    A bare number is in ``default_unit`` (``rbd`` itself reads ``--size 10`` as
-    10 MiB, ``qemu-img`` as 10 bytes). The result must be a whole number of
-    bytes between ``minimum`` and ``maximum``; anything else raises
-    :class:`InvalidArgument` naming the value.
+    A string without a unit is refused unless ``default_unit`` is given, because
+    the tools disagree: ``rbd --size 10`` means 10 MiB, ``qemu-img ... 10`` 10
+    bytes. The result must be a whole number of bytes between ``minimum`` and
+    ``maximum``; anything else raises :class:`InvalidArgument` naming the value.
     """
     allowed = "a size such as 10G, 512M or 1.5T"
     if isinstance(text, bool):
@@ -39,6 +39,9 @@ def parse_size(text: str | int, *, what: str = "size", default_unit: str = "B",
         number, unit, suffix = match.groups()
         unit = unit.upper()
         if not unit and not suffix:
+            if default_unit is None:
+                raise InvalidArgument(f"{what} {text!r} has no unit: write e.g. {number}M or "
+                                      f"{number}G (or {number}B for bytes)")
             unit = default_unit.upper().rstrip("IB") or ""
         if suffix and suffix.upper() == "IB" and not unit:
             raise InvalidArgument(f"{what} {text!r} is not valid: expected {allowed}")

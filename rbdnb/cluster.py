@@ -1,0 +1,308 @@
+"""One long-lived librados connection, with timeouts, and the cluster's preflight.
+
+``connect()`` with no arguments uses the running sandbox, else ``$CEPH_CONF``,
+else ``/etc/ceph/ceph.conf``. Every connection sets ``client_mount_timeout``,
+``rados_mon_op_timeout`` and ``rados_osd_op_timeout``, so no call blocks
+forever: a full or unreachable cluster gives :class:`~rbdnb.errors.Timeout` or
+:class:`~rbdnb.errors.ClusterFull`, not a frozen kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._ceph import translated
+from .errors import (ClusterFull, InvalidArgument, PoolNotFound, RbdnbError, Timeout,
+                     CephError)
+from .specs import check_name, parse_client
+
+DEFAULT_CONF = "/etc/ceph/ceph.conf"
+DEFAULT_TIMEOUT = 30
+
+
+def _sandbox_files() -> tuple[str, str] | None:
+    """(conf, admin keyring) of the running default sandbox, if one runs."""
+    from .sandbox import Sandbox
+    box = Sandbox()
+    try:
+        state = json.loads(box.state_path.read_text())
+    except (OSError, ValueError):
+        return None
+    from ._proc import ProcessRef
+    refs = [ProcessRef.from_json(d) for d in state.get("daemons", [])]
+    if refs and all(r.alive() for r in refs):
+        return str(box.conf_path), str(box.keyring_path)
+    return None
+
+
+def resolve_conf(conffile: str | None, keyring: str | None) -> tuple[str, str | None]:
+    """The conf (and keyring, if known) that ``connect`` uses when told less."""
+    if conffile:
+        return os.path.abspath(os.path.expanduser(conffile)), keyring
+    sandbox = _sandbox_files()
+    if sandbox is not None:
+        return sandbox[0], keyring or sandbox[1]
+    return os.environ.get("CEPH_CONF") or DEFAULT_CONF, keyring
+
+
+class Cluster:
+    """A connection to a Ceph cluster as one cephx client.
+
+    Use as a context manager, or call :meth:`close`. Thread-safe for the
+    operations rbdnb runs (librados and librbd are).
+    """
+
+    def __init__(self, conffile: str | None = None, client: str = "admin",
+                 keyring: str | None = None, timeout: float = DEFAULT_TIMEOUT):
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise InvalidArgument(f"timeout {timeout!r} is not valid: expected seconds > 0")
+        self.client = parse_client(client)
+        self._keyring_given = bool(keyring)
+        self.conffile, self.keyring = resolve_conf(conffile, keyring)
+        if not os.path.isfile(self.conffile):
+            raise InvalidArgument(f"Ceph conf {self.conffile} does not exist: pass conffile=, "
+                                  f"set CEPH_CONF, or start the sandbox (rbdnb sandbox up)")
+        if self.keyring and not os.path.isfile(self.keyring):
+            raise InvalidArgument(f"keyring {self.keyring} does not exist")
+        self.timeout = timeout
+        self._rados = None
+        self._lock = threading.Lock()
+
+    # -- connection --------------------------------------------------------------------
+    def connect(self) -> "Cluster":
+        import rados
+        t = str(int(max(1, self.timeout)))
+        conf = {"client_mount_timeout": t, "rados_mon_op_timeout": t, "rados_osd_op_timeout": t}
+        if self.keyring:
+            conf["keyring"] = self.keyring
+        handle = rados.Rados(conffile=self.conffile, rados_id=self.client, conf=conf)
+        try:
+            handle.connect(timeout=int(max(1, self.timeout)))
+        except rados.Error as exc:
+            handle.shutdown()
+            code = abs(getattr(exc, "errno", 0) or 0)
+            if code in (1, 13):
+                from .errors import PermissionDenied
+                raise PermissionDenied(f"client.{self.client} was refused by the cluster of "
+                                       f"{self.conffile}: check its keyring") from None
+            raise Timeout(f"cannot reach the cluster of {self.conffile} as client.{self.client} "
+                          f"within {self.timeout:g} s") from None
+        self._rados = handle
+        return self
+
+    def close(self) -> None:
+        if self._rados is not None:
+            self._rados.shutdown()
+            self._rados = None
+
+    def reconnect(self) -> "Cluster":
+        self.close()
+        return self.connect()
+
+    def __enter__(self) -> "Cluster":
+        if self._rados is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "connected" if self._rados is not None else "closed"
+        return f"Cluster({self.conffile!r}, client.{self.client}, {state})"
+
+    @property
+    def rados(self):
+        if self._rados is None:
+            raise RbdnbError("the cluster connection is closed: call connect() first")
+        return self._rados
+
+    @property
+    def fsid(self) -> str:
+        return self.rados.get_fsid()
+
+    # -- helpers the operations share -----------------------------------------------------
+    def cli_args(self) -> list[str]:
+        """Connection options for the equivalent ``ceph``/``rbd`` command lines."""
+        args = []
+        if self.conffile != DEFAULT_CONF:
+            args += ["--conf", self.conffile]
+        if self.client != "admin":
+            args += ["--id", self.client]
+        if self._keyring_given:  # else the conf names it (as the sandbox's does)
+            args += ["--keyring", self.keyring]
+        return args
+
+    @contextlib.contextmanager
+    def ioctx(self, pool: str, namespace: str = ""):
+        """An I/O context on ``pool`` (and ``namespace``), closed afterwards."""
+        check_name(pool, "pool")
+        with translated(f"pool {pool}", not_found=PoolNotFound):
+            ioctx = self.rados.open_ioctx(pool)
+        try:
+            if namespace:
+                ioctx.set_namespace(namespace)
+            # Errors the body leaves untranslated are at least placed in their pool.
+            with translated(f"operation in pool {pool}"):
+                yield ioctx
+        finally:
+            ioctx.close()
+
+    def mon_command(self, cmd: dict, what: str, *, inbuf: bytes = b"", **kinds):
+        """Run a monitor command (JSON in and out); errors become rbdnb errors about ``what``."""
+        ret, out, errs = self.rados.mon_command(json.dumps({**cmd, "format": "json"}), inbuf,
+                                                timeout=int(max(1, self.timeout)))
+        if ret != 0:
+            from ._ceph import translate
+            exc = OSError(-ret, errs)
+            exc.errno = -ret
+            raise translate(exc, what, **kinds) from None
+        return json.loads(out) if out.strip() else None
+
+    def osd_dump(self) -> dict:
+        return self.mon_command({"prefix": "osd dump"}, "osd map")
+
+    def check_writable(self, pool: str | None = None) -> None:
+        """Raise :class:`ClusterFull` at once if the cluster or ``pool`` cannot take writes.
+
+        A full OSD blocks writes rather than failing them; checking first turns a
+        30 s timeout into an immediate, clear error.
+        """
+        dump = self.osd_dump()
+        flags = set(dump.get("flags", "").split(","))
+        if "full" in flags:
+            raise ClusterFull("the cluster is full (osdmap flag 'full'): writes would block")
+        for p in dump.get("pools", []):
+            if pool is None or p.get("pool_name") == pool:
+                pflags = set(p.get("flags_names", "").split(","))
+                if pflags & {"full", "full_quota"}:
+                    raise ClusterFull(f"pool {p['pool_name']} is full "
+                                      f"({', '.join(sorted(pflags & {'full', 'full_quota'}))}): "
+                                      f"writes would block")
+
+    def health(self) -> "Preflight":
+        return preflight(self)
+
+
+def connect(conffile: str | None = None, client: str = "admin", keyring: str | None = None,
+            timeout: float = DEFAULT_TIMEOUT) -> Cluster:
+    """Open one librados connection (see :class:`Cluster`); use it as a context manager."""
+    return Cluster(conffile, client=client, keyring=keyring, timeout=timeout).connect()
+
+
+# -- preflight --------------------------------------------------------------------------------
+_COMPAT_ORDER = ["argonaut", "bobtail", "cuttlefish", "dumpling", "emperor", "firefly",
+                 "giant", "hammer", "infernalis", "jewel", "kraken", "luminous", "mimic",
+                 "nautilus", "octopus", "pacific", "quincy", "reef", "squid", "tentacle"]
+
+
+@dataclass
+class Preflight:
+    """Cluster health and what rbdnb needs to know before it acts."""
+
+    fsid: str
+    status: str
+    checks: dict[str, str]
+    osds_total: int
+    osds_up: int
+    full_osds: list[int]
+    nearfull_osds: list[int]
+    used_ratio: float
+    total_bytes: int
+    avail_bytes: int
+    client_version: str
+    cluster_versions: dict[str, dict[str, int]]
+    require_min_compat_client: str
+    clone_format: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "HEALTH_OK" and not self.full_osds and not self.nearfull_osds
+
+    def to_frame(self):
+        import pandas as pd
+        rows = [("fsid", self.fsid), ("health", self.status),
+                ("checks", "; ".join(f"{k}: {v}" for k, v in self.checks.items()) or "none"),
+                ("OSDs up/total", f"{self.osds_up}/{self.osds_total}"),
+                ("full OSDs", ", ".join(map(str, self.full_osds)) or "none"),
+                ("nearfull OSDs", ", ".join(map(str, self.nearfull_osds)) or "none"),
+                ("raw used", f"{self.used_ratio:.1%}"),
+                ("client (librados)", self.client_version),
+                ("daemons", "; ".join(f"{kind}: {', '.join(v)}"
+                                      for kind, v in self.cluster_versions.items())),
+                ("require_min_compat_client", self.require_min_compat_client),
+                ("clone format", f"v{self.clone_format}" + (
+                    " (no snapshot protection needed)" if self.clone_format == 2 else
+                    " (snapshots must be protected before cloning)"))]
+        return pd.DataFrame(rows, columns=["check", "value"]).set_index("check")
+
+    def _repr_html_(self) -> str:
+        return self.to_frame()._repr_html_()
+
+
+_CLIENT_VERSION: list[str] = []
+
+
+def _client_version() -> str:
+    """This host's Ceph client release, as ``ceph --version`` prints it (cached)."""
+    if not _CLIENT_VERSION:
+        from . import _proc
+        try:
+            out = _proc.run(["ceph", "--version"], timeout=10).stdout.decode()
+            _CLIENT_VERSION.append(out.split(" (")[0].replace("ceph version ", "").strip())
+        except RbdnbError:
+            _CLIENT_VERSION.append("unknown")
+    return _CLIENT_VERSION[0]
+
+
+def preflight(cluster: Cluster) -> Preflight:
+    """Health, fullness, versions and the clone format the cluster allows."""
+    status = cluster.mon_command({"prefix": "status"}, "cluster status")
+    dump = cluster.osd_dump()
+    checks = {name: c.get("summary", {}).get("message", "")
+              for name, c in status["health"].get("checks", {}).items()}
+    full, nearfull = [], []
+    for osd in dump.get("osds", []):
+        state = set(osd.get("state", []))
+        if "full" in state:
+            full.append(osd["osd"])
+        elif "nearfull" in state or "backfillfull" in state:
+            nearfull.append(osd["osd"])
+    df = cluster.mon_command({"prefix": "df"}, "cluster usage")
+    stats = df.get("stats", {})
+    try:
+        versions = cluster.mon_command({"prefix": "versions"}, "daemon versions")
+    except RbdnbError:
+        versions = {}
+    versions = {kind: [f"{v.split(' (')[0].replace('ceph version ', '')} ×{n}"
+                       for v, n in counts.items()]
+                for kind, counts in versions.items() if kind != "overall"}
+    compat = dump.get("require_min_compat_client", "jewel")
+    rank = _COMPAT_ORDER.index(compat) if compat in _COMPAT_ORDER else 0
+    clone_format = 2 if rank >= _COMPAT_ORDER.index("mimic") else 1
+    try:
+        configured = cluster.rados.conf_get("rbd_default_clone_format")
+    except Exception:
+        configured = "auto"
+    if configured in ("1", "2"):
+        clone_format = int(configured)
+    notes = []
+    if clone_format == 1:
+        notes.append("clones are v1: rbdnb protects a snapshot before cloning it; "
+                     "`ceph osd set-require-min-compat-client mimic` allows v2")
+    client_version = _client_version()
+    return Preflight(
+        fsid=cluster.fsid, status=status["health"]["status"], checks=checks,
+        osds_total=len(dump.get("osds", [])),
+        osds_up=sum(1 for o in dump.get("osds", []) if o.get("up")),
+        full_osds=full, nearfull_osds=nearfull,
+        used_ratio=stats.get("total_used_raw_ratio", 0.0),
+        total_bytes=stats.get("total_bytes", 0), avail_bytes=stats.get("total_avail_bytes", 0),
+        client_version=client_version, cluster_versions=versions,
+        require_min_compat_client=compat, clone_format=clone_format, notes=notes)

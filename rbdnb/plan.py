@@ -1,0 +1,74 @@
+"""Plans and results: what an operation will do, and what it did.
+
+Every mutating operation builds a :class:`Plan` first: the equivalent ``ceph``,
+``rbd`` and ``qemu-img`` command lines (argument lists, shown shell-quoted) and
+notes. ``dry_run=True`` returns the plan and changes nothing; a real run
+returns a :class:`Result` carrying the same plan, so a notebook can show the
+commands beside the outcome. Both render as Markdown in Jupyter.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from .secret import redact
+
+
+@dataclass
+class Plan:
+    """What an operation does, as the command lines an operator would type."""
+
+    action: str
+    commands: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *argv: object) -> "Plan":
+        self.commands.append([str(a) for a in argv])
+        return self
+
+    def note(self, text: str) -> "Plan":
+        self.notes.append(text)
+        return self
+
+    @property
+    def lines(self) -> list[str]:
+        return [redact(shlex.join(argv)) for argv in self.commands]
+
+    def __str__(self) -> str:
+        out = [f"plan: {self.action}"] + [f"  $ {line}" for line in self.lines]
+        out += [f"  # {note}" for note in self.notes]
+        return "\n".join(out)
+
+    def _repr_markdown_(self) -> str:
+        out = [f"**Plan:** {self.action}"]
+        if self.lines:
+            out.append("```sh\n" + "\n".join(self.lines) + "\n```")
+        out += [f"- {note}" for note in self.notes]
+        return "\n\n".join(out)
+
+
+@dataclass
+class Result:
+    """What an operation did. ``changed`` is False when the object was already so."""
+
+    action: str
+    changed: bool
+    message: str
+    plan: Plan
+    value: Any = None
+
+    @property
+    def status(self) -> str:
+        return "changed" if self.changed else "unchanged"
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.message}"
+
+    def _repr_markdown_(self) -> str:
+        badge = "✅ changed" if self.changed else "⏺ unchanged"
+        text = f"**{self.action}** — {badge}: {self.message}"
+        if self.plan.lines:
+            text += "\n\n```sh\n" + "\n".join(self.plan.lines) + "\n```"
+        return text
