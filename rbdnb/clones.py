@@ -14,8 +14,9 @@ from typing import Callable
 
 from ._ceph import translated
 from .cluster import Cluster
-from .errors import CephError, Conflict, ImageExists, ImageNotFound, InvalidArgument, RbdnbError
-from .images import (_children_of, feature_mask, image_exists, image_info, image_names,
+from .errors import (CephError, Conflict, ImageExists, ImageNotFound, InvalidArgument,
+                     RbdnbError, SnapshotNotFound)
+from .images import (_children_of, feature_mask, feature_names, image_exists, image_info, image_names,
                      open_image)
 from .plan import Plan, Result
 from .specs import ImageSpec, parse_spec
@@ -38,12 +39,12 @@ def clone_format(cluster: Cluster) -> int:
     return 1
 
 
-def _ensure_protected(cluster: Cluster, parent: ImageSpec, plan: Plan) -> bool:
+def _ensure_protected(cluster: Cluster, parent: ImageSpec) -> bool:
     """Protect ``parent`` if v1 clones need it. True if this protected it."""
     if clone_format(cluster) == 2:
         return False
     with open_image(cluster, parent.at(None)) as image:
-        with translated(f"snapshot {parent}"):
+        with translated(f"snapshot {parent}", not_found=SnapshotNotFound):
             if image.is_protected_snap(parent.snap):
                 return False
             image.protect_snap(parent.snap)
@@ -74,8 +75,8 @@ def clone(cluster: Cluster, parent: str | ImageSpec, child: str | ImageSpec, *,
     plan = Plan(f"clone {parent} to {child}")
     _plan_protect(cluster, parent, plan)
     argv = ["rbd", *cluster.cli_args(), "clone", str(parent), str(child)]
-    if features is not None:
-        argv += ["--image-feature", ",".join(f for f in ([features] if isinstance(features, str) else features))]
+    if mask is not None:
+        argv += ["--image-feature", ",".join(feature_names(mask))]
     plan.add(*argv)
     if dry_run:
         return plan
@@ -85,7 +86,7 @@ def clone(cluster: Cluster, parent: str | ImageSpec, child: str | ImageSpec, *,
         _check_existing_child(cluster, parent, child)
         return Result(plan.action, False, f"unchanged: {child} is already a clone of {parent}",
                       plan)
-    protected = _ensure_protected(cluster, parent, plan)
+    protected = _ensure_protected(cluster, parent)
     cluster.check_writable(child.pool)
     with cluster.ioctx(parent.pool, parent.namespace) as p_ioctx, \
             cluster.ioctx(child.pool, child.namespace) as c_ioctx:
@@ -126,7 +127,7 @@ def expand_names(parent: ImageSpec, names, count: int | None, start: int) -> lis
 
 
 def clone_many(cluster: Cluster, parent: str | ImageSpec, names, count: int | None = None, *,
-               start: int = 1, concurrency: int = 8, features: list[str] | str | None = None,
+               start: int = 1, concurrency: int = 16, features: list[str] | str | None = None,
                exist_ok: bool = False, progress: Progress | None = None,
                dry_run: bool = False) -> Result | Plan:
     """Create many copy-on-write clones of ``parent@snap`` concurrently.
@@ -164,7 +165,7 @@ def clone_many(cluster: Cluster, parent: str | ImageSpec, names, count: int | No
     for child in already:
         _check_existing_child(cluster, parent, child)
     todo = [c for c in children if c not in already]
-    protected = _ensure_protected(cluster, parent, plan) if todo else False
+    protected = _ensure_protected(cluster, parent) if todo else False
     if todo:
         cluster.check_writable()
 

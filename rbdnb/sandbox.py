@@ -144,6 +144,10 @@ def render_conf(directory: Path, *, fsid: str, port: int, store: str, osd_size: 
         f"admin_socket = {d}/run/$cluster-$name.asok",
         f"log_file = {d}/log/$cluster-$name.log",
         f"mon_cluster_log_file = {d}/log/$cluster.log",
+        # One monitor has nothing to batch: propose map changes at once rather than once a
+        # second. Creating a pool and initialising it for RBD drops from ~4 s to ~0.2 s.
+        "paxos_propose_interval = 0.05",
+        "paxos_min_wait = 0.01",
         "",
         "[mgr]",
         f"mgr_data = {d}/mgr/$cluster-$id",
