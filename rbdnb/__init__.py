@@ -33,6 +33,8 @@ from .transfer import (Verification, checksum_file, checksum_image, export_image
 from .units import format_size, parse_size
 from .users import create_user, delete_user, get_key, list_users, rbd_caps, write_keyring
 
+from . import guest, qemu, virt  # noqa: E402  (rbdnb.virt.attach_rbd, rbdnb.qemu.convert, ...)
+
 __version__ = "0.1.0"
 
 __all__ = [name for name in dir() if not name.startswith("_")]

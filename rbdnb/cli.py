@@ -49,11 +49,33 @@ def _sandbox_parser(sub) -> None:
     smoke.add_argument("--dir", help=dir_help)
 
 
+def _guest_parser(sub) -> None:
+    guest = sub.add_parser("guest", help="a small guest that boots offline",
+                           description="Make a small bootable guest from this host's kernel "
+                                       "and busybox, for VMs on RBD without a cloud image.")
+    gsub = guest.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = gsub.add_parser("build", help="write OUT.qcow2 with its kernel and initrd beside it")
+    build.add_argument("out", metavar="OUT.qcow2")
+    build.add_argument("--json", action="store_true", help="print how to boot it as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbdnb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _sandbox_parser(sub)
+    _guest_parser(sub)
     return parser
+
+
+def _cmd_guest(args) -> int:
+    from .guest import build
+    boot = build(args.out)
+    if args.json:
+        print(json.dumps(boot.to_json(), indent=2))
+    else:
+        print(f"guest disk {boot.image}\n  kernel  {boot.kernel}\n  initrd  {boot.initrd}\n"
+              f"  cmdline {boot.cmdline}\n  console marker: {boot.marker}")
+    return 0
 
 
 def _cmd_sandbox(args) -> int:
@@ -82,7 +104,7 @@ def _cmd_sandbox(args) -> int:
         return 0
     if args.action == "down":
         stopped = box.down(keep=args.keep)
-        print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+        print(f"stopped or removed: {', '.join(stopped)}" if stopped else "nothing was running")
         if not args.keep:
             print(f"removed the sandbox state in {box.dir}")
         return 0
@@ -109,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             return _cmd_sandbox(args)
+        if args.command == "guest":
+            return _cmd_guest(args)
     except RbdnbError as exc:
         print(f"rbdnb: {exc}", file=sys.stderr)
         return 1

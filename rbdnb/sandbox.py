@@ -696,7 +696,8 @@ class Sandbox:
     def down(self, keep: bool = False) -> list[str]:
         """Stop the daemons this sandbox started; remove its state unless ``keep``.
 
-        Returns the names of the processes that were stopped.
+        Without ``keep``, the libvirt VMs, rbd pools and secrets that point at this
+        sandbox's monitor are removed first. Returns what was stopped or removed.
         """
         if not self.dir.exists():
             return []
@@ -704,7 +705,8 @@ class Sandbox:
             state = self._load_state()
             if state is None:
                 return []
-            stopped = []
+            # VMs and pools on this cluster go first, while the cluster still answers.
+            stopped = [] if keep else self._forget_libvirt_objects(state)
             # Stop the manager and the OSD before the monitor they report to. A kept
             # memstore OSD saves its data on a clean stop, which can take a while.
             order = {"mgr": 0, "osd": 1, "mon": 2}
@@ -724,6 +726,61 @@ class Sandbox:
         if not keep:
             self._remove_state_files()
         return stopped
+
+    def _forget_libvirt_objects(self, state: dict) -> list[str]:
+        """Remove what libvirt keeps that points at this sandbox's monitor.
+
+        VMs with RBD disks on it are forced off and undefined, rbd storage pools on
+        it are stopped and undefined, and the ceph secrets those pools use are
+        undefined: with the cluster gone they cannot work, and an autostarted pool
+        whose monitor is gone slows libvirtd's own start.
+        """
+        uri = (state.get("libvirt") or {}).get("uri") or self.libvirt_uri
+        if not libvirt_reachable(uri):
+            return []
+        import xml.etree.ElementTree as ET
+        try:
+            import libvirt
+            from .virt import connect_libvirt
+            conn = connect_libvirt(uri)
+        except (ImportError, RbdnbError):
+            return []
+        ours = {("127.0.0.1", str(state["port"])), ("localhost", str(state["port"]))}
+
+        def on_sandbox(element) -> bool:
+            return any((h.get("name"), h.get("port") or "6789") in ours
+                       for h in element.iter("host"))
+
+        removed = []
+        try:
+            for dom in conn.listAllDomains():
+                xml = ET.fromstring(dom.XMLDesc(0))
+                if any(d.get("type") == "network" and on_sandbox(d)
+                       for d in xml.iter("disk")):
+                    if dom.isActive():
+                        dom.destroy()
+                    dom.undefine()
+                    removed.append(f"domain {dom.name()}")
+            secrets = set()
+            for pool in conn.listAllStoragePools(0):
+                xml = ET.fromstring(pool.XMLDesc(0))
+                if xml.get("type") == "rbd" and on_sandbox(xml):
+                    secrets.update(s.get("uuid") for s in xml.iter("secret") if s.get("uuid"))
+                    if pool.isActive():
+                        pool.destroy()
+                    pool.undefine()
+                    removed.append(f"libvirt pool {pool.name()}")
+            for uuid in secrets:
+                try:
+                    conn.secretLookupByUUIDString(uuid).undefine()
+                    removed.append(f"secret {uuid}")
+                except libvirt.libvirtError:
+                    pass
+        except libvirt.libvirtError:
+            pass
+        finally:
+            conn.close()
+        return removed
 
     def _remove_state_files(self) -> None:
         for name in _OWNED_STATE_ENTRIES:

@@ -270,3 +270,31 @@ def test_a_failed_up_leaves_no_daemon_and_no_state(tmp_path):
     assert out.returncode == 1 and out.stdout == ""
     assert len(out.stderr.strip().splitlines()) == 1 and "not healthy" in out.stderr
     assert processes_using(tmp_path / "late2") == []
+
+
+def test_down_removes_the_libvirt_objects_on_its_cluster_only(sandbox, tmp_path):
+    import rbdnb
+    from rbdnb import virt
+    box = Sandbox(tmp_path / "lv", osd_size="1G")
+    box.up()
+    conn = virt.connect_libvirt(box.libvirt_uri)
+    try:
+        with rbdnb.connect(str(box.conf_path)) as cluster:
+            rbdnb.create_pool(cluster, "lvp", 8)
+            rbdnb.create_user(cluster, "lvtest", ["lvp"])
+            rbdnb.create_image(cluster, "lvp/disk", "8M")
+            secret = virt.ensure_secret(conn, cluster, "lvtest")
+            virt.ensure_rbd_pool(conn, "rbdnb-it-down", "lvp", cluster, "lvtest", secret)
+            virt.define_vm(conn, "rbdnb-it-down-vm", ["lvp/disk"])
+        removed = box.down()
+        assert "domain rbdnb-it-down-vm" in removed and "libvirt pool rbdnb-it-down" in removed
+        assert f"secret {secret}" in removed
+        virsh = lambda *a: subprocess.run(["virsh", "-c", box.libvirt_uri, *a],  # noqa: E731
+                                          capture_output=True, text=True, timeout=60).stdout
+        assert "rbdnb-it-down" not in virsh("list", "--all", "--name")
+        assert "rbdnb-it-down" not in virsh("pool-list", "--all")
+        assert secret not in virsh("secret-list")
+    finally:
+        conn.close()
+        box.down()
+    assert sandbox.status().healthy and libvirt_reachable(sandbox.libvirt_uri)
