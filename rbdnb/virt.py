@@ -801,3 +801,37 @@ def file_disk(path: str, target: str = "vda", fmt: str = "qcow2") -> ET.Element:
     ET.SubElement(disk, "source", file=check_path(path, "disk path"))
     ET.SubElement(disk, "target", dev=check_target(target), bus="virtio")
     return disk
+
+
+def clone_volume(conn, pool: str, source: str, name: str) -> Result:
+    """``virsh vol-clone``: for an rbd pool, libvirt makes a copy-on-write RBD clone."""
+    root = ET.Element("volume")
+    ET.SubElement(root, "name").text = check_name(name, "volume")
+    plan = Plan(f"clone volume {pool}/{source} to {name}").add(
+        "virsh", "vol-clone", "--pool", pool, source, name)
+    with _translated(f"volume {pool}/{source}"):
+        p = conn.storagePoolLookupByName(check_name(pool, "libvirt pool"))
+        src = p.storageVolLookupByName(check_name(source, "volume"))
+        p.createXMLFrom(ET.tostring(root, encoding="unicode"), src, 0)
+    return Result(plan.action, True, "cloned", plan)
+
+
+def delete_volume(conn, pool: str, name: str, *, confirm: bool = False,
+                  missing_ok: bool = False) -> Result:
+    """``virsh vol-delete``: removes the RBD image. Needs ``confirm=True``."""
+    import libvirt
+    from .errors import ConfirmationRequired
+    plan = Plan(f"delete volume {pool}/{name}").add("virsh", "vol-delete", "--pool", pool, name)
+    if confirm is not True:
+        raise ConfirmationRequired(f"deleting volume {pool}/{name} destroys its RBD image: "
+                                   f"pass confirm=True to do it")
+    with _translated(f"volume {pool}/{name}"):
+        p = conn.storagePoolLookupByName(check_name(pool, "libvirt pool"))
+        try:
+            vol = p.storageVolLookupByName(check_name(name, "volume"))
+        except libvirt.libvirtError as exc:
+            if missing_ok and exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return Result(plan.action, False, "unchanged: no such volume", plan)
+            raise
+        vol.delete(0)
+    return Result(plan.action, True, "deleted", plan)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -19,10 +20,12 @@ from rbdnb import guest, qemu, virt
 from rbdnb.images import open_image
 from rbdnb.specs import parse_spec
 
+# libvirt's names are machine-wide: a per-run id keeps concurrent test sessions apart.
+RUN = uuid.uuid4().hex[:6]
 POOL = "it-vms"
-LV_POOL = "it-ceph-vms"
-CLIENT = "it-libvirt"
-PREFIX = "rbdnb-it-"
+LV_POOL = f"it-{RUN}-ceph-vms"
+CLIENT = f"it-{RUN}-libvirt"
+PREFIX = f"rbdnb-it-{RUN}-"
 BOOT_TIMEOUT = 90
 
 
@@ -124,6 +127,24 @@ def test_secret_and_rbd_pool_match_virsh(sandbox, cluster, conn, env):
     vols = virsh(sandbox, "vol-list", LV_POOL).stdout
     assert "golden" in vols
     assert "golden" in set(virt.list_volumes(conn, LV_POOL).name)
+
+
+def test_volumes_through_the_libvirt_pool_match_rbd(sandbox, cluster, conn, env, cli):
+    assert virt.create_volume(conn, LV_POOL, "vol-a", "64M").changed
+    assert cli("rbd", "info", f"{POOL}/vol-a", json_out=True)["size"] == 64 * 1024**2
+    assert virt.clone_volume(conn, LV_POOL, "golden", "vol-clone").changed
+    info = cli("rbd", "info", f"{POOL}/vol-clone", json_out=True)
+    # libvirt clones copy-on-write: the new image's parent is a snapshot of golden.
+    assert info["parent"]["image"] == "golden"
+    vols = set(virt.list_volumes(conn, LV_POOL).name)
+    assert {"vol-a", "vol-clone", "golden"} <= vols
+    assert vols == set(cli("rbd", "ls", POOL, json_out=True))
+    with pytest.raises(rbdnb.ConfirmationRequired):
+        virt.delete_volume(conn, LV_POOL, "vol-a")
+    for vol in ("vol-a", "vol-clone"):
+        assert virt.delete_volume(conn, LV_POOL, vol, confirm=True).changed
+    assert not virt.delete_volume(conn, LV_POOL, "vol-a", confirm=True, missing_ok=True).changed
+    assert "vol-a" not in cli("rbd", "ls", POOL, json_out=True)
 
 
 def test_three_vms_boot_from_rbd_clones(sandbox, cluster, conn, env, boot, guest_dir, cli):
