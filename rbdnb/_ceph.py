@@ -61,6 +61,6 @@ def translated(what: str, **kinds):
     except errors.RbdnbError:
         raise
     except Exception as exc:
-        if type(exc).__module__ not in ("rados", "rbd") and not isinstance(exc, OSError):
-            raise
+        if type(exc).__module__ not in ("rados", "rbd"):
+            raise  # not librados/librbd's: a local error keeps its own type
         raise translate(exc, what, **kinds) from exc

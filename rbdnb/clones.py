@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from ._ceph import translated
-from .cluster import Cluster
+from .cluster import Cluster, allowed_clone_format
 from .errors import (CephError, Conflict, ImageExists, ImageNotFound, InvalidArgument,
                      RbdnbError, SnapshotNotFound)
 from .images import (_children_of, feature_mask, feature_names, image_exists, image_info, image_names,
@@ -26,17 +26,7 @@ Progress = Callable[[int, int], None]
 
 def clone_format(cluster: Cluster) -> int:
     """2 if the cluster allows clones of unprotected snapshots (v2), else 1."""
-    from .cluster import _COMPAT_ORDER
-    try:
-        configured = cluster.rados.conf_get("rbd_default_clone_format")
-    except Exception:
-        configured = "auto"
-    if configured in ("1", "2"):
-        return int(configured)
-    compat = cluster.osd_dump().get("require_min_compat_client", "jewel")
-    if compat in _COMPAT_ORDER and _COMPAT_ORDER.index(compat) >= _COMPAT_ORDER.index("mimic"):
-        return 2
-    return 1
+    return allowed_clone_format(cluster)
 
 
 def _ensure_protected(cluster: Cluster, parent: ImageSpec) -> bool:

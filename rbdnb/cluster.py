@@ -246,6 +246,23 @@ class Preflight:
         return self.to_frame()._repr_html_()
 
 
+def allowed_clone_format(cluster: Cluster, dump: dict | None = None) -> int:
+    """2 if clones of unprotected snapshots (v2) are allowed, else 1.
+
+    ``rbd_default_clone_format`` decides when set to 1 or 2; with ``auto`` (the
+    default) v2 needs ``require_min_compat_client`` mimic or later.
+    """
+    try:
+        configured = cluster.rados.conf_get("rbd_default_clone_format")
+    except Exception:
+        configured = "auto"
+    if configured in ("1", "2"):
+        return int(configured)
+    compat = (dump or cluster.osd_dump()).get("require_min_compat_client", "jewel")
+    rank = _COMPAT_ORDER.index(compat) if compat in _COMPAT_ORDER else 0
+    return 2 if rank >= _COMPAT_ORDER.index("mimic") else 1
+
+
 _CLIENT_VERSION: list[str] = []
 
 
@@ -284,14 +301,7 @@ def preflight(cluster: Cluster) -> Preflight:
                        for v, n in counts.items()]
                 for kind, counts in versions.items() if kind != "overall"}
     compat = dump.get("require_min_compat_client", "jewel")
-    rank = _COMPAT_ORDER.index(compat) if compat in _COMPAT_ORDER else 0
-    clone_format = 2 if rank >= _COMPAT_ORDER.index("mimic") else 1
-    try:
-        configured = cluster.rados.conf_get("rbd_default_clone_format")
-    except Exception:
-        configured = "auto"
-    if configured in ("1", "2"):
-        clone_format = int(configured)
+    clone_format = allowed_clone_format(cluster, dump)
     notes = []
     if clone_format == 1:
         notes.append("clones are v1: rbdnb protects a snapshot before cloning it; "
