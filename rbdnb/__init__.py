@@ -38,3 +38,9 @@ from . import guest, qemu, virt  # noqa: E402  (rbdnb.virt.attach_rbd, rbdnb.qem
 __version__ = "0.1.0"
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+
+def load_ipython_extension(shell):
+    """``%load_ext rbdnb``: the magics and the output guard (see rbdnb.magics)."""
+    from .magics import load_ipython_extension as load
+    load(shell)

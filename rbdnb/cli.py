@@ -59,11 +59,19 @@ def _guest_parser(sub) -> None:
     build.add_argument("--json", action="store_true", help="print how to boot it as JSON")
 
 
+def _kernel_parser(sub) -> None:
+    kernel = sub.add_parser("kernel", help="the Jupyter kernel 'Python 3 (rbdnb)'")
+    ksub = kernel.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = ksub.add_parser("install", help="install the kernel spec (into the venv)")
+    install.add_argument("--user", action="store_true", help="for this user instead")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbdnb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _sandbox_parser(sub)
     _guest_parser(sub)
+    _kernel_parser(sub)
     return parser
 
 
@@ -133,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_sandbox(args)
         if args.command == "guest":
             return _cmd_guest(args)
+        if args.command == "kernel":
+            from .kernelspec import install
+            print(f"kernel 'Python 3 (rbdnb)' in {install(user=args.user)}")
+            return 0
     except RbdnbError as exc:
         print(f"rbdnb: {exc}", file=sys.stderr)
         return 1

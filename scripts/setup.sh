@@ -59,8 +59,11 @@ else
   say "rbdnb: installed in .venv"
 fi
 
+# 4. The Jupyter kernel "Python 3 (rbdnb)", which pre-loads the extension.
+.venv/bin/rbdnb kernel install >/dev/null
+
 [ "$run_main" = 1 ] || exit 0
 
-# 4. The sandbox, then the main job (the smoke step: create and list an RBD image).
+# 5. The sandbox, then the main job (the smoke step: create and list an RBD image).
 .venv/bin/rbdnb sandbox up
 .venv/bin/rbdnb sandbox smoke
