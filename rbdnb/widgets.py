@@ -1,0 +1,148 @@
+"""ipywidgets forms for the common tasks, over the same core functions as the magics.
+
+Each form validates as the user types (by asking the core for a dry-run plan,
+which checks every value and changes nothing), shows that plan, runs only when
+its Run button is clicked, shows a progress bar for long work, and puts the
+result or the one-line error in an Output area.
+
+    from rbdnb import widgets
+    widgets.create_image_form(cluster)
+    widgets.clone_form(cluster)
+    widgets.attach_form(cluster, conn)
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import ipywidgets as w
+
+from . import clones, images, virt
+from .cluster import Cluster
+from .errors import RbdnbError
+from .plan import Plan, Result
+from .secret import redact
+
+Action = Callable[..., "Result | Plan"]
+
+
+class Form:
+    """Fields, a live plan, a Run button, a progress bar and an output area."""
+
+    def __init__(self, title: str, fields: dict[str, w.Widget], action: Action,
+                 *, progress: bool = False):
+        self.fields = fields
+        self.action = action
+        self.status = w.HTML()
+        self.plan = w.Output(layout=w.Layout(border="1px solid #ddd", padding="4px"))
+        self.output = w.Output()
+        self.run_button = w.Button(description="Run", button_style="primary", icon="play")
+        self.bar = w.IntProgress(min=0, max=1, value=0, description="",
+                                 layout=w.Layout(width="60%", visibility="hidden"))
+        self.result: Result | None = None
+        self.error: str | None = None
+        for widget in fields.values():
+            widget.observe(self._changed, names="value")
+        self.run_button.on_click(self._run)
+        self.widget = w.VBox([w.HTML(f"<b>{title}</b>"), *fields.values(), self.status,
+                              self.plan, w.HBox([self.run_button, self.bar]), self.output])
+        self._changed()
+
+    def values(self) -> dict:
+        return {name: widget.value for name, widget in self.fields.items()}
+
+    @staticmethod
+    def _show(area: w.Output, obj) -> None:
+        # Written straight into the widget, so the form works with or without a live kernel.
+        area.outputs = ()
+        if isinstance(obj, str):
+            area.append_stdout(redact(obj) + "\n")
+            return
+        data = {"text/plain": redact(str(obj))}
+        if hasattr(obj, "_repr_markdown_"):
+            data["text/markdown"] = redact(obj._repr_markdown_())
+        area.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
+
+    def _changed(self, *_):
+        try:
+            plan = self.action(**self.values(), dry_run=True)
+        except RbdnbError as exc:
+            self.status.value = f"<span style='color:#b00'>✗ {_html(redact(str(exc)))}</span>"
+            self.plan.outputs = ()
+            self.run_button.disabled = True
+            return
+        self.status.value = "<span style='color:#080'>✓ ready</span>"
+        self._show(self.plan, plan)
+        self.run_button.disabled = False
+
+    def _progress(self, done: int, total: int) -> None:
+        self.bar.layout.visibility = "visible"
+        self.bar.max = max(1, total)
+        self.bar.value = min(done, total)
+
+    def _run(self, *_):
+        self.run_button.disabled = True
+        self.error = None
+        self.bar.value = 0
+        try:
+            self.result = self.action(**self.values(), dry_run=False, progress=self._progress)
+            self._show(self.output, self.result)
+            value = getattr(self.result, "value", None)
+            if value is not None and hasattr(value, "_repr_html_"):
+                self.output.append_display_data(value)
+        except RbdnbError as exc:
+            self.error = redact(str(exc))
+            self._show(self.output, f"error: {self.error}")
+        finally:
+            self.run_button.disabled = False
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def create_image_form(cluster: Cluster, pool: str = "rbd") -> Form:
+    """Create an RBD image: pool, name, size, re-run safe."""
+    def action(pool, name, size, exist_ok, dry_run, progress=None):
+        return images.create_image(cluster, f"{pool}/{name}", size, exist_ok=exist_ok,
+                                   dry_run=dry_run)
+    return Form("Create an RBD image", {
+        "pool": w.Text(value=pool, description="pool"),
+        "name": w.Text(value="", description="image", placeholder="os-data"),
+        "size": w.Text(value="10G", description="size"),
+        "exist_ok": w.Checkbox(value=True, description="unchanged if it exists"),
+    }, action)
+
+
+def clone_form(cluster: Cluster, parent: str = "", pattern: str = "") -> Form:
+    """Golden-image fan-out: N copy-on-write clones of a snapshot, concurrently."""
+    def action(parent, pattern, count, concurrency, exist_ok, dry_run, progress=None):
+        return clones.clone_many(cluster, parent, pattern, count=count, concurrency=concurrency,
+                                 exist_ok=exist_ok, progress=progress, dry_run=dry_run)
+    return Form("Clone a golden image", {
+        "parent": w.Text(value=parent, description="snapshot", placeholder="pool/golden@base"),
+        "pattern": w.Text(value=pattern, description="names", placeholder="pool/vm-{i:03d}"),
+        "count": w.BoundedIntText(value=10, min=1, max=100000, description="count"),
+        "concurrency": w.IntSlider(value=16, min=1, max=64, description="in flight"),
+        "exist_ok": w.Checkbox(value=True, description="skip clones that exist"),
+    }, action, progress=True)
+
+
+def attach_form(cluster: Cluster, conn, domain: str = "") -> Form:
+    """Attach an RBD image to a VM, live and/or in its definition."""
+    def action(domain, image, target, live, persistent, dry_run, progress=None):
+        return virt.attach_rbd(conn, domain, image, target=target, live=live,
+                               persistent=persistent, dry_run=dry_run)
+    names = sorted(d.name() for d in conn.listAllDomains())
+    return Form("Attach an RBD disk to a VM", {
+        "domain": w.Dropdown(options=names, value=domain or (names[0] if names else None),
+                             description="VM"),
+        "image": w.Text(value="", description="image", placeholder="pool/data"),
+        "target": w.Text(value="vdb", description="target"),
+        "live": w.Checkbox(value=True, description="live (if running)"),
+        "persistent": w.Checkbox(value=True, description="in its definition"),
+    }, action)
