@@ -36,15 +36,22 @@ class Plan:
     def lines(self) -> list[str]:
         return [redact(shlex.join(argv)) for argv in self.commands]
 
+    def shown_lines(self, most: int = 12) -> list[str]:
+        """The lines to display: a long plan (100 clones) keeps its first 5 and last 2."""
+        lines = self.lines
+        if len(lines) <= most:
+            return lines
+        return lines[:5] + [f"# … {len(lines) - 7} more like these …"] + lines[-2:]
+
     def __str__(self) -> str:
-        out = [f"plan: {self.action}"] + [f"  $ {line}" for line in self.lines]
+        out = [f"plan: {self.action}"] + [f"  $ {line}" for line in self.shown_lines()]
         out += [f"  # {note}" for note in self.notes]
         return "\n".join(out)
 
     def _repr_markdown_(self) -> str:
         out = [f"**Plan:** {self.action}"]
         if self.lines:
-            out.append("```sh\n" + "\n".join(self.lines) + "\n```")
+            out.append("```sh\n" + "\n".join(self.shown_lines()) + "\n```")
         out += [f"- {note}" for note in self.notes]
         return "\n\n".join(out)
 
@@ -67,8 +74,7 @@ class Result:
         return f"{self.action}: {self.message}"
 
     def _repr_markdown_(self) -> str:
-        badge = "✅ changed" if self.changed else "⏺ unchanged"
-        text = f"**{self.action}** — {badge}: {self.message}"
+        text = f"**{self.action}**: {self.message}"
         if self.plan.lines:
-            text += "\n\n```sh\n" + "\n".join(self.plan.lines) + "\n```"
+            text += "\n\n```sh\n" + "\n".join(self.plan.shown_lines()) + "\n```"
         return text

@@ -50,7 +50,14 @@ def test_plan_renders_commands_quoted_and_redacted():
     md = plan._repr_markdown_()
     assert "```sh" in md and key not in md and "- a note" in md
     result = Result("create image p/x", True, "created", plan)
-    assert "✅ changed" in result._repr_markdown_() and result.status == "changed"
+    assert result._repr_markdown_().startswith("**create image p/x**: created")
+    assert result.status == "changed"
+    long = Plan("clone")
+    for i in range(100):
+        long.add("rbd", "clone", "p/g@s", f"p/vm-{i}")
+    shown = long.shown_lines()
+    assert len(long.lines) == 100 and len(shown) == 8 and "93 more" in shown[5]
+    assert shown[-1].endswith("p/vm-99")
     assert str(Result("x", False, "unchanged: exists", plan)) == "x: unchanged: exists"
 
 

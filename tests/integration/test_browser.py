@@ -1,0 +1,114 @@
+"""A real browser: JupyterLab on loopback, headless Chromium (Debian's) driven by Playwright.
+
+Opens a notebook on the rbdnb kernel, runs `%rbd ls`, renders the clone form, clicks
+Run, and checks the page and the cluster. Screenshots go to tests/artifacts/.
+"""
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import rbdnb
+from rbdnb import kernelspec
+from rbdnb.sandbox import pick_free_port
+from tests.conftest import require_services
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+POOL = "br-pool"
+
+
+@pytest.fixture(scope="module")
+def lab(sandbox, tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        require_services("Debian's chromium is not installed (binder/apt.txt lists it)")
+    root = tmp_path_factory.mktemp("lab")
+    port, token = pick_free_port(), secrets.token_hex(16)
+    kernelspec.install()
+    env = {**os.environ, **sandbox.env(), "JUPYTER_PLATFORM_DIRS": "1"}
+    log = open(root / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
+         # Loopback only: no update checks, no PyPI extension manager.
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.extension_manager=readonly"] + (["--allow-root"] if os.geteuid() == 0 else []),
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError("JupyterLab did not start: " + (root / "lab.log").read_text()[-2000:])
+            time.sleep(0.5)
+    yield {"base": base, "token": token, "root": root}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def notebook(cells: list[str]) -> dict:
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "rbdnb", "display_name": "Python 3 (rbdnb)",
+                                        "language": "python"}},
+            "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src,
+                       "outputs": [], "execution_count": None} for i, src in enumerate(cells)]}
+
+
+def test_notebook_magics_and_clone_form_in_jupyterlab(lab, sandbox, cluster, cli):
+    from playwright.sync_api import sync_playwright
+    rbdnb.create_pool(cluster, POOL, 8, exist_ok=True)
+    rbdnb.create_image(cluster, f"{POOL}/br-img", "64M", exist_ok=True)
+    rbdnb.create_snapshot(cluster, f"{POOL}/br-img@base", exist_ok=True)
+    conf = sandbox.conf_path
+    (lab["root"] / "demo.ipynb").write_text(json.dumps(notebook([
+        "%load_ext rbdnb",
+        f"%rbdnb connect --conf {conf}",
+        f"%rbd ls {POOL}",
+        "import rbdnb\nfrom rbdnb import widgets\n"
+        f"form = widgets.clone_form(rbdnb.connect('{conf}'), parent='{POOL}/br-img@base', "
+        f"pattern='{POOL}/web-{{i:02d}}')\nform",
+    ])))
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{lab['base']}/lab/tree/demo.ipynb?token={lab['token']}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   timeout=60_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            page.wait_for_selector(".jp-RenderedHTMLCommon table", timeout=60_000)
+            run = page.locator(".widget-button", has_text="Run")
+            run.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-form.png"), full_page=True)
+            listing = page.locator(".jp-RenderedHTMLCommon table", has_text="br-img")
+            assert listing.count() == 1 and "features" in listing.inner_text()  # %rbd ls
+            run.click()
+            page.wait_for_selector("text=10 created", timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-clone-done.png"), full_page=True)
+            text = page.inner_text(".jp-Notebook")
+        finally:
+            browser.close()
+    assert "Clone a golden image" in text and "✓ ready" in text
+    kids = sorted(k["image"] for k in cli("rbd", "children", f"{POOL}/br-img@base", json_out=True))
+    assert kids == [f"web-{i:02d}" for i in range(1, 11)]
+    assert (ARTIFACTS / "browser-clone-done.png").stat().st_size > 10_000
