@@ -206,3 +206,45 @@ def test_virsh_magics_on_definitions(ip, sandbox, cli):
         conn.close()
         cli("ceph", "auth", "rm", f"client.{client}")
     assert vm not in virsh("list", "--all", "--name")
+
+
+def test_remaining_subcommands(ip, cli, sandbox, tmp_path):
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(os.urandom(2 * 1024 * 1024))
+    run(ip, f"%ceph osd pool create {POOL} --exist-ok")
+    assert run(ip, f"%rbd import {raw} {POOL}/imported").changed
+    assert cli("rbd", "info", f"{POOL}/imported", json_out=True)["size"] == 2 * 1024 * 1024
+    out = tmp_path / "out.qcow2"
+    assert run(ip, f"%rbd export {POOL}/imported {out} -O qcow2").changed
+    assert rbdnb.checksum_file(out) == rbdnb.checksum_file(raw)
+    run(ip, f"%rbd snap create {POOL}/imported@p")
+    assert run(ip, f"%rbd snap protect {POOL}/imported@p").changed
+    assert cli("rbd", "snap", "ls", f"{POOL}/imported", json_out=True)[0]["protected"] == "true"
+    assert run(ip, f"%rbd snap unprotect {POOL}/imported@p").changed
+    # virsh start/destroy on a VM with one RBD disk and no kernel (SeaBIOS finds nothing to boot)
+    run_id = uuid.uuid4().hex[:6]
+    client, lvpool, vm = f"magr{run_id}", f"magr-{run_id}-ceph", f"rbdnb-magr-{run_id}"
+    run(ip, f"%ceph auth get-or-create client.{client} --pool {POOL}")
+    try:
+        run(ip, f"%virsh pool-define-rbd {lvpool} {POOL} --client {client}")
+        run(ip, f"%virsh define {vm} --disk {POOL}/imported")
+        assert run(ip, f"%virsh start {vm}").changed
+        assert dict(zip(*[run(ip, "%virsh list")[c] for c in ("name", "running")]))[vm]
+        assert run(ip, f"%virsh destroy {vm}").changed
+        assert run(ip, f"%virsh undefine {vm}").changed
+    finally:
+        from rbdnb import virt
+        conn = virt.connect_libvirt(sandbox.libvirt_uri)
+        virt.undefine_vm(conn, vm, missing_ok=True)
+        virt.delete_rbd_pool(conn, lvpool)
+        for s in conn.listAllSecrets():
+            if s.usageID() == f"client.{client} secret":
+                s.undefine()
+        conn.close()
+        cli("ceph", "auth", "rm", f"client.{client}")
+    spare = f"spare-{run_id}"
+    run(ip, f"%ceph osd pool create {spare}")
+    with pytest.raises(UsageError, match="pass confirm=True"):
+        run(ip, f"%ceph osd pool delete {spare}")
+    assert run(ip, f"%ceph osd pool delete {spare} --yes").changed
+    assert spare not in cli("ceph", "osd", "pool", "ls", json_out=True)
