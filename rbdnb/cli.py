@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 
@@ -66,12 +67,32 @@ def _kernel_parser(sub) -> None:
     install.add_argument("--user", action="store_true", help="for this user instead")
 
 
+def _run_parser(sub) -> None:
+    run = sub.add_parser("run", help="execute a runbook with papermill (unattended)",
+                         description="Execute a runbook on the rbdnb kernel. Exit codes: 0 ok, "
+                                     "2 bad parameters, 3 cluster unreachable, 4 a step failed.")
+    run.add_argument("notebook")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"))
+    run.add_argument("--output", "-o", help="executed notebook (default runs/NAME.ipynb)")
+    run.add_argument("--html", help="also render HTML here")
+    docs = sub.add_parser("docs", help="HTML documentation from executed runbooks")
+    dsub = docs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = dsub.add_parser("build", help="execute every runbook and write a static site")
+    build.add_argument("outdir")
+    build.add_argument("--runbooks", default="runbooks")
+    build.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                       metavar=("NAME", "VALUE"),
+                       help="for every runbook that has it; RUNBOOK.NAME for one runbook")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbdnb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _sandbox_parser(sub)
     _guest_parser(sub)
     _kernel_parser(sub)
+    _run_parser(sub)
     return parser
 
 
@@ -141,6 +162,26 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_sandbox(args)
         if args.command == "guest":
             return _cmd_guest(args)
+        if args.command == "run":
+            from .run import convert_value, run_runbook
+            params = {k: convert_value(v) for k, v in args.parameter}
+            o = run_runbook(args.notebook, params, output=args.output, html_out=args.html)
+            s = o.summary
+            print(f"{o.notebook}: {o.status}" + (f" ({o.message})" if o.message else "")
+                  + (f"; {s.get('changed')} of {s.get('steps')} steps changed something"
+                     if s else "") + (f"; executed notebook {o.output}"
+                                      if os.path.exists(o.output) else "")
+                  + (f", HTML {o.html}" if o.html else ""),
+                  file=sys.stdout if o.exit_code == 0 else sys.stderr)
+            return o.exit_code
+        if args.command == "docs":
+            from .run import build_docs, convert_value
+            params = {k: convert_value(v) for k, v in args.parameter}
+            outcomes = build_docs(args.outdir, args.runbooks, parameters=params)
+            for o in outcomes:
+                print(f"{os.path.basename(o.notebook)}: {o.status}")
+            print(f"site: {os.path.join(args.outdir, 'index.html')}")
+            return 0 if all(o.exit_code == 0 for o in outcomes) else 4
         if args.command == "kernel":
             from .kernelspec import install
             print(f"kernel 'Python 3 (rbdnb)' in {install(user=args.user)}")

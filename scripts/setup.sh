@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set rbdnb up on Debian 12 and run its main job.
 #
-#   scripts/setup.sh            install what is missing, start the sandbox, run the main job
+#   scripts/setup.sh            install what is missing, start the sandbox, run the main
+#                               runbook (runs/02-libvirt-rbd.ipynb and .html)
 #   scripts/setup.sh --no-run   install what is missing, and nothing more
 #
 # Installs the Debian packages listed in binder/apt.txt (as root; only the missing ones),
@@ -64,6 +65,9 @@ fi
 
 [ "$run_main" = 1 ] || exit 0
 
-# 5. The sandbox, then the main job (the smoke step: create and list an RBD image).
+# 5. The sandbox, then the main job: the guide's section 2 as a runbook (pool, least-privilege
+#    user, libvirt secret and rbd pool, a VM booted from RBD), executed with papermill.
+#    A second run reports that nothing changed.
 .venv/bin/rbdnb sandbox up
-.venv/bin/rbdnb sandbox smoke
+.venv/bin/rbdnb run runbooks/02-libvirt-rbd.ipynb --output runs/02-libvirt-rbd.ipynb \
+  --html runs/02-libvirt-rbd.html

@@ -1,0 +1,217 @@
+"""Running runbooks unattended: ``rbdnb run`` and ``rbdnb docs build``.
+
+``run_runbook`` validates parameters against the notebook's ``parameters`` cell,
+executes it with papermill on the rbdnb kernel, redacts anything shaped like a
+cephx key from the executed notebook, and renders HTML. Its outcome says which
+kind of failure happened, so schedulers can tell a failed step from bad
+parameters from an unreachable cluster (exit codes 4, 2 and 3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidArgument
+from .secret import redact
+
+KERNEL = "rbdnb"
+OK, BAD_PARAMETERS, UNREACHABLE, STEP_FAILED = 0, 2, 3, 4
+SUMMARY_MIME = "application/vnd.rbdnb.summary+json"
+
+
+@dataclass
+class RunOutcome:
+    notebook: str
+    output: str
+    html: str | None
+    parameters: dict
+    status: str                       # ok | bad parameters | cluster unreachable | step failed
+    exit_code: int
+    message: str = ""
+    summary: dict = field(default_factory=dict)
+    started: str = ""
+    seconds: float = 0.0
+
+
+def convert_value(text: str):
+    """A parameter value from the command line: True/False/None, numbers, JSON lists, or text."""
+    if text in ("True", "true"):
+        return True
+    if text in ("False", "false"):
+        return False
+    if text in ("None", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return text
+
+
+def runbook_parameters(path: str | os.PathLike) -> dict:
+    """The parameters a runbook declares: name -> {default, type, help}."""
+    import papermill
+    found = papermill.inspect_notebook(str(path))
+    out = {}
+    for name, p in found.items():
+        out[name] = {"default": p["default"], "type": p["inferred_type_name"], "help": p["help"]}
+    return out
+
+
+def check_parameters(path, given: dict) -> dict:
+    """Refuse unknown names and values whose type does not fit the default's."""
+    declared = runbook_parameters(path)
+    for name, value in given.items():
+        if name not in declared:
+            raise InvalidArgument(f"unknown parameter {name!r} for {Path(path).name}: one of "
+                                  f"{', '.join(declared)}")
+        default = declared[name]["default"]
+        try:
+            default_value = json.loads(default.replace("True", "true").replace("False", "false")
+                                       .replace("None", "null").replace("'", '"'))
+        except ValueError:
+            continue
+        if default_value is None or value is None:
+            continue
+        want = type(default_value)
+        ok = isinstance(value, want) or (want is float and isinstance(value, int))
+        if want is int and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise InvalidArgument(f"parameter {name}={value!r}: expected "
+                                  f"{want.__name__} like its default {default}")
+    return declared
+
+
+def redact_notebook(path: str | os.PathLike) -> None:
+    """Rewrite an executed notebook with anything shaped like a cephx key redacted."""
+    text = Path(path).read_text()
+    Path(path).write_text(redact(text))
+
+
+def render_html(notebook: str | os.PathLike, out: str | os.PathLike) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+        nbformat.read(str(notebook), as_version=4))
+    Path(out).write_text(redact(body))
+
+
+def read_summary(notebook: str | os.PathLike) -> dict:
+    nb = json.loads(Path(notebook).read_text())
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if SUMMARY_MIME in data:
+                return data[SUMMARY_MIME]
+    return {}
+
+
+def _usage_error(notebook: str) -> str | None:
+    try:
+        nb = json.loads(Path(notebook).read_text())
+    except (OSError, ValueError):
+        return None
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            for line in "".join(output.get("text", "")).splitlines():
+                if line.startswith("UsageError: "):
+                    return line[len("UsageError: "):]
+    return None
+
+
+def run_runbook(notebook: str | os.PathLike, parameters: dict | None = None, *,
+                output: str | os.PathLike | None = None, html_out: str | os.PathLike | None = None,
+                kernel: str = KERNEL, cwd: str | None = None) -> RunOutcome:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+    notebook = str(notebook)
+    parameters = dict(parameters or {})
+    name = Path(notebook).stem
+    output = str(output or Path("runs") / f"{name}.ipynb")
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now().isoformat(timespec="seconds")
+    outcome = RunOutcome(notebook, output, str(html_out) if html_out else None, parameters,
+                         "ok", OK, started=started)
+    try:
+        check_parameters(notebook, parameters)
+    except InvalidArgument as exc:
+        outcome.status, outcome.exit_code, outcome.message = "bad parameters", BAD_PARAMETERS, \
+            str(exc)
+        return outcome
+    t0 = dt.datetime.now()
+    try:
+        papermill.execute_notebook(notebook, output, parameters=parameters, kernel_name=kernel,
+                                   progress_bar=False, cwd=cwd or str(Path(notebook).parent))
+    except PapermillExecutionError as exc:
+        # IPython shows a UsageError as one stderr line, not as an error message: read it there.
+        text = redact(_usage_error(output) or f"{exc.ename}: {exc.evalue}")
+        if text.startswith("bad parameter"):
+            outcome.status, outcome.exit_code = "bad parameters", BAD_PARAMETERS
+        elif text.startswith("cluster unreachable"):
+            outcome.status, outcome.exit_code = "cluster unreachable", UNREACHABLE
+        else:
+            outcome.status, outcome.exit_code = "step failed", STEP_FAILED
+        outcome.message = f"cell {exc.exec_count}: {text.splitlines()[0] if text else exc.ename}"
+    outcome.seconds = round((dt.datetime.now() - t0).total_seconds(), 1)
+    if os.path.exists(output):
+        redact_notebook(output)
+        outcome.summary = read_summary(output)
+        if html_out:
+            render_html(output, html_out)
+    return outcome
+
+
+def build_docs(outdir: str | os.PathLike, runbooks_dir: str | os.PathLike, *,
+               parameters: dict | None = None, only: list[str] | None = None) -> list[RunOutcome]:
+    """Execute every runbook (teardown last, confirmed) and write a static HTML site."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    books = sorted(p for p in Path(runbooks_dir).glob("[0-9][0-9]-*.ipynb"))
+    if only:
+        books = [b for b in books if b.stem in only]
+    outcomes = []
+    for book in books:
+        declared = runbook_parameters(book)
+        # NAME applies to every runbook that declares it; RUNBOOK.NAME to that runbook only.
+        params = {k: v for k, v in (parameters or {}).items() if "." not in k and k in declared}
+        params.update({k.split(".", 1)[1]: v for k, v in (parameters or {}).items()
+                       if k.startswith(book.stem + ".")})
+        if "confirm" in declared:
+            params["confirm"] = True
+        outcomes.append(run_runbook(book, params, output=outdir / f"{book.stem}.ipynb",
+                                    html_out=outdir / f"{book.stem}.html"))
+    rows = []
+    for o in outcomes:
+        name = Path(o.notebook).stem
+        s = o.summary
+        shown = {k: v for k, v in o.parameters.items() if k != "confirm"}
+        rows.append(
+            f"<tr class='{'ok' if o.exit_code == 0 else 'fail'}'><td><a href='{name}.html'>"
+            f"{html.escape(name)}</a></td><td>{'pass' if o.exit_code == 0 else html.escape(o.status)}"
+            f"</td><td>{html.escape(o.started)}</td><td>{o.seconds:.1f} s</td>"
+            f"<td>{s.get('steps', '')}</td><td>{s.get('changed', '')}</td>"
+            f"<td><code>{html.escape(json.dumps(shown)) if shown else 'defaults'}</code></td>"
+            f"<td>{html.escape(o.message)}</td></tr>")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>rbdnb runbooks</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px}}tr.ok td:nth-child(2){{color:#080}}
+tr.fail td:nth-child(2){{color:#b00;font-weight:bold}}</style></head><body>
+<h1>rbdnb runbooks</h1><p>Executed {html.escape(dt.datetime.now().isoformat(timespec='seconds'))}
+against the cluster the parameters name (default: the rbdnb sandbox).</p>
+<table><tr><th>runbook</th><th>result</th><th>started</th><th>took</th><th>steps</th>
+<th>changed</th><th>parameters</th><th>message</th></tr>
+{''.join(rows)}</table></body></html>"""
+    (outdir / "index.html").write_text(redact(page))
+    return outcomes

@@ -1,0 +1,124 @@
+"""Every runbook executed by papermill (through `rbdnb run`) against the sandbox, twice.
+
+The second run must report that nothing changed. libvirt's names are machine-wide, so
+this run's libvirt-side names carry a run id. Every produced file is scanned for keys.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rbdnb.run import read_summary
+from rbdnb.secret import KEY_PATTERN
+
+RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
+RUN = uuid.uuid4().hex[:6]
+
+
+@pytest.fixture(scope="module")
+def params(sandbox, tmp_path_factory):
+    guest_dir = tempfile.mkdtemp(prefix="rbdnb-it-rb-", dir="/var/tmp")
+    os.chmod(guest_dir, 0o755)
+    base = {"conf": str(sandbox.conf_path), "libvirt_uri": sandbox.libvirt_uri}
+    yield {
+        "00-preflight": base,
+        "01-qemu-rbd": {**base, "guest_dir": guest_dir},
+        "02-libvirt-rbd": {**base, "guest_dir": guest_dir, "user": f"lv{RUN}",
+                           "libvirt_pool": f"ceph-lp-{RUN}", "vm": f"rbdnb-guide-{RUN}",
+                           "edited_vm": f"rbdnb-edited-{RUN}",
+                           "keyring_dir": str(tmp_path_factory.mktemp("keyrings"))},
+        "03-golden-image-clones": {**base, "guest_dir": guest_dir, "pool": f"golden-{RUN}",
+                                   "user": f"gold{RUN}", "vm_count": 6, "measure_count": 5},
+        "99-teardown": {**base, "pools": ["rdb_1", "libvirt-pool", f"golden-{RUN}"],
+                        "users": [f"lv{RUN}", f"gold{RUN}"], "vm_prefix": "rbdnb-"},
+    }
+    shutil.rmtree(guest_dir, ignore_errors=True)
+
+
+def rbdnb_run(name, parameters, out_dir, extra=()):
+    argv = [sys.executable, "-m", "rbdnb", "run", str(RUNBOOKS / f"{name}.ipynb"),
+            "-o", str(out_dir / f"{name}.ipynb"), "--html", str(out_dir / f"{name}.html")]
+    for key, value in parameters.items():
+        argv += ["-p", key, json.dumps(value) if isinstance(value, list) else str(value)]
+    return subprocess.run(argv + list(extra), capture_output=True, text=True, timeout=600)
+
+
+def test_runbooks_are_committed_clean_and_match_their_source():
+    assert subprocess.run([sys.executable, str(RUNBOOKS / "build.py"), "--check"],
+                          capture_output=True, timeout=60).returncode == 0
+    for path in RUNBOOKS.glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), path
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+        assert nb["metadata"]["kernelspec"]["name"] == "rbdnb"
+
+
+ORDER = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones"]
+
+
+def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, sandbox, cli):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        out.mkdir()
+        for name in ORDER:
+            proc = rbdnb_run(name, params[name], out)
+            assert proc.returncode == 0, f"{name}: {proc.stderr[-1500:]}"
+    for name in ORDER:
+        s1, s2 = read_summary(first / f"{name}.ipynb"), read_summary(second / f"{name}.ipynb")
+        assert s1["steps"] > 0 and s2["changed"] == 0, (name, s1, s2)
+    assert read_summary(first / "02-libvirt-rbd.ipynb")["changed"] > 0
+    html = (first / "02-libvirt-rbd.html").read_text()
+    assert "ceph auth get-or-create" in html and "RBDNB-GUEST-READY" in html
+    assert "<svg" in (first / "03-golden-image-clones.html").read_text() or \
+        "image/png" in (first / "03-golden-image-clones.html").read_text()
+    # The guide's objects exist, as the real CLIs see them.
+    assert "os-data" in cli("rbd", "ls", "libvirt-pool", json_out=True)
+    caps = cli("ceph", "auth", "get", f"client.lv{RUN}", json_out=True)[0]["caps"]
+    assert caps["osd"] == "profile rbd pool=libvirt-pool"
+    keys = [l.split("=", 1)[1].strip() for p in sandbox.dir.glob("*.keyring")
+            for l in p.read_text().splitlines() if "key =" in l]
+    keys.append(cli("ceph", "auth", "get", f"client.lv{RUN}", json_out=True)[0]["key"])
+    for path in list(first.iterdir()) + list(second.iterdir()):
+        text = path.read_text(errors="replace")
+        assert not KEY_PATTERN.search(text) and not any(k in text for k in keys), path
+
+    # Teardown: refused without confirm, then everything goes, then nothing is left to do.
+    proc = rbdnb_run("99-teardown", params["99-teardown"], tmp_path)
+    assert proc.returncode == 2 and "confirm True" in proc.stderr
+    for out in (first, second):
+        proc = rbdnb_run("99-teardown", {**params["99-teardown"], "confirm": True}, out)
+        assert proc.returncode == 0, proc.stderr[-1500:]
+    assert read_summary(first / "99-teardown.ipynb")["changed"] > 0
+    assert read_summary(second / "99-teardown.ipynb")["changed"] == 0
+    pools = cli("ceph", "osd", "pool", "ls", json_out=True)
+    assert not {"rdb_1", "libvirt-pool", f"golden-{RUN}"} & set(pools)
+    domains = subprocess.run(["virsh", "-c", sandbox.libvirt_uri, "list", "--all", "--name"],
+                             capture_output=True, text=True, timeout=60).stdout
+    assert RUN not in domains
+
+
+@pytest.mark.parametrize("extra, code, text", [
+    (["-p", "nope", "1"], 2, "unknown parameter 'nope'"),
+    (["-p", "size", "10Q"], 2, "parameter size '10Q' is not valid"),
+    (["-p", "pool", "bad/pool"], 2, "pool name 'bad/pool' is not valid"),
+])
+def test_bad_parameters_stop_in_the_first_cell(params, tmp_path, extra, code, text):
+    proc = rbdnb_run("01-qemu-rbd", params["01-qemu-rbd"], tmp_path, extra)
+    assert proc.returncode == code and text in proc.stderr, proc.stderr[-800:]
+
+
+def test_an_unreachable_cluster_has_its_own_exit_code(sandbox, tmp_path):
+    from rbdnb.sandbox import pick_free_port
+    port = sandbox.status().mon_host.rsplit(":", 1)[1]
+    dead = tmp_path / "dead.conf"
+    dead.write_text(sandbox.conf_path.read_text().replace(f"127.0.0.1:{port}",
+                                                          f"127.0.0.1:{pick_free_port()}")
+                    .replace("client_mount_timeout = 30", "client_mount_timeout = 3"))
+    proc = rbdnb_run("00-preflight", {"conf": str(dead)}, tmp_path)
+    assert proc.returncode == 3 and "cluster unreachable" in proc.stderr, proc.stderr[-800:]
