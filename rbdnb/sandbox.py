@@ -846,7 +846,9 @@ def _use_system_libvirt(sandbox_dir: Path) -> str:
 
 def _start_libvirt_daemon(name: str, sock: str, pidfile: str) -> _proc.ProcessRef:
     _proc.run([name, "-d"], timeout=30, what=f"starting {name}")
-    deadline = time.monotonic() + 20
+    # libvirtd autostarts its storage pools before it serves: one whose cluster is gone
+    # can hold it up for a while.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if unix_socket_answers(sock):
             pid = _proc.read_pidfile(pidfile)

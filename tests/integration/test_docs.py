@@ -67,7 +67,7 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
         finally:
             browser.close()
     for name in names:
-        assert name in index
-    assert index.count("pass") >= len(names) and "step failed" not in index
-    assert "libvirt with Ceph RBD" in runbook and "virsh" in runbook
-    assert "RBDNB-GUEST-READY" in runbook
+        assert name in index, index
+    assert index.count("pass") >= len(names) and "step failed" not in index, index
+    assert "libvirt with Ceph RBD" in runbook and "virsh" in runbook, runbook[:2000]
+    assert "RBDNB-GUEST-READY" in runbook, proc.stdout
