@@ -360,7 +360,7 @@ def _define(m, a):
                          "console=ttyS0 panic=-1 quiet loglevel=3")
     return virt.define_vm(m.libvirt, a.name, a.disk, memory_mib=a.memory, vcpus=a.vcpus,
                           boot=boot, console_log=a.console_log, exist_ok=a.exist_ok,
-                          dry_run=m.dry(a))
+                          cluster=m.cluster, dry_run=m.dry(a))
 
 
 p = VIRSH.add("define", "define a VM with RBD disks (vda, vdb, ... in order)", _define,
@@ -387,7 +387,7 @@ p = VIRSH.add("attach-rbd", "attach an RBD image as a disk",
               lambda m, a: virt.attach_rbd(m.libvirt, a.domain, a.image, target=a.target,
                                            live=a.live or not a.config,
                                            persistent=a.config or not a.live,
-                                           dry_run=m.dry(a)), mutating=True)
+                                           cluster=m.cluster, dry_run=m.dry(a)), mutating=True)
 p.add_argument("domain")
 p.add_argument("image", metavar="POOL/IMAGE")
 p.add_argument("--target", default="vdb")
@@ -406,7 +406,7 @@ p.add_argument("--config", action="store_true")
 
 p = VIRSH.add("replace-disk", "turn a disk of the definition into an RBD disk (virsh edit)",
               lambda m, a: virt.replace_disk(m.libvirt, a.domain, a.target, a.image,
-                                             dry_run=m.dry(a)), mutating=True)
+                                             cluster=m.cluster, dry_run=m.dry(a)), mutating=True)
 p.add_argument("domain")
 p.add_argument("target")
 p.add_argument("image", metavar="POOL/IMAGE")

@@ -752,30 +752,37 @@ class Sandbox:
                        for h in element.iter("host"))
 
         removed = []
+
+        def attempt(what: str, *steps) -> None:
+            # Each object on its own: one that fails does not stop the others.
+            for step in steps:
+                try:
+                    step()
+                except libvirt.libvirtError:
+                    pass
+            removed.append(what)
+
         try:
             for dom in conn.listAllDomains():
                 xml = ET.fromstring(dom.XMLDesc(0))
-                if any(d.get("type") == "network" and on_sandbox(d)
-                       for d in xml.iter("disk")):
-                    if dom.isActive():
-                        dom.destroy()
-                    dom.undefine()
-                    removed.append(f"domain {dom.name()}")
+                if any(d.get("type") == "network" and on_sandbox(d) for d in xml.iter("disk")):
+                    attempt(f"domain {dom.name()}",
+                            lambda d=dom: d.destroy() if d.isActive() else None,
+                            lambda d=dom: d.undefine())
             secrets = set()
             for pool in conn.listAllStoragePools(0):
                 xml = ET.fromstring(pool.XMLDesc(0))
                 if xml.get("type") == "rbd" and on_sandbox(xml):
                     secrets.update(s.get("uuid") for s in xml.iter("secret") if s.get("uuid"))
-                    if pool.isActive():
-                        pool.destroy()
-                    pool.undefine()
-                    removed.append(f"libvirt pool {pool.name()}")
+                    attempt(f"libvirt pool {pool.name()}",
+                            lambda p=pool: p.destroy() if p.isActive() else None,
+                            lambda p=pool: p.undefine())
             for uuid in secrets:
                 try:
-                    conn.secretLookupByUUIDString(uuid).undefine()
-                    removed.append(f"secret {uuid}")
+                    secret = conn.secretLookupByUUIDString(uuid)
                 except libvirt.libvirtError:
-                    pass
+                    continue
+                attempt(f"secret {uuid}", secret.undefine)
         except libvirt.libvirtError:
             pass
         finally:

@@ -382,14 +382,26 @@ def ensure_rbd_pool(conn, name: str, ceph_pool: str, cluster: Cluster, client: s
     return Result(plan.action, bool(changed), message, plan, value=name)
 
 
-def _rbd_pool_auth(conn, ceph_pool: str) -> RbdAuth | None:
-    """The monitors and auth of a libvirt rbd pool that serves ``ceph_pool``, if any."""
+def _rbd_pool_auth(conn, ceph_pool: str, cluster: Cluster | None = None) -> RbdAuth | None:
+    """The monitors and auth of the libvirt rbd pool that serves ``ceph_pool``.
+
+    libvirt is machine-wide, and two clusters may both have a pool of that name: with
+    ``cluster`` only a libvirt pool on its monitors counts; without it, pools on
+    different monitors are ambiguous and refused.
+    """
+    mons = set(monitor_hosts(cluster)) if cluster is not None else None
+    found = []
     with _translated("storage pools"):
         for pool in conn.listAllStoragePools(0):
             src = _pool_source(pool.XMLDesc(0))
             if src["type"] == "rbd" and src["name"] == ceph_pool and src["secret"]:
-                return RbdAuth(src["hosts"], src["username"], src["secret"])
-    return None
+                if mons is None or set(src["hosts"]) & mons:
+                    found.append((pool.name(), RbdAuth(src["hosts"], src["username"],
+                                                       src["secret"])))
+    if len({tuple(a.hosts) for _, a in found}) > 1:
+        raise InvalidArgument(f"libvirt pools {', '.join(n for n, _ in found)} serve Ceph pools "
+                              f"named {ceph_pool} on different clusters: pass cluster= (or auth=)")
+    return found[0][1] if found else None
 
 
 def delete_rbd_pool(conn, name: str) -> Result:
@@ -473,10 +485,11 @@ def _rbd_name(spec: ImageSpec) -> str:
     return f"{spec.pool}/{spec.namespace}/{spec.image}" if spec.namespace else spec.image_path
 
 
-def _auth_for(conn, spec: ImageSpec, auth: RbdAuth | None) -> RbdAuth:
+def _auth_for(conn, spec: ImageSpec, auth: RbdAuth | None,
+              cluster: Cluster | None = None) -> RbdAuth:
     if auth is not None:
         return auth
-    found = _rbd_pool_auth(conn, spec.pool)
+    found = _rbd_pool_auth(conn, spec.pool, cluster)
     if found is None:
         raise InvalidArgument(f"no libvirt rbd pool serves Ceph pool {spec.pool}, so its "
                               f"monitors and auth are unknown: call ensure_rbd_pool first, or "
@@ -534,19 +547,21 @@ def domain_xml(name: str, disks: list[ET.Element], *, memory_mib: int = DEFAULT_
 
 def define_vm(conn, name: str, disks: list[str], *, memory_mib: int = DEFAULT_MEMORY_MIB,
               vcpus: int = 1, boot: GuestBoot | None = None, console_log: str | None = None,
-              virt_type: str = "auto", auth: RbdAuth | None = None, exist_ok: bool = False,
+              virt_type: str = "auto", auth: RbdAuth | None = None,
+              cluster: Cluster | None = None, exist_ok: bool = False,
               dry_run: bool = False) -> Result | Plan:
     """Define a VM whose disks are RBD images ``pool/image`` (vda, vdb, ... in order).
 
     Monitors and cephx auth come from the libvirt rbd pool serving each disk's
-    Ceph pool (see :func:`ensure_rbd_pool`) unless ``auth`` is given.
+    Ceph pool on ``cluster`` (see :func:`ensure_rbd_pool`) unless ``auth`` is given.
     """
     import libvirt
     check_domain_name(name)
     if not disks:
         raise InvalidArgument("a VM needs at least one disk")
     specs = [parse_spec(d) for d in disks]
-    elements = [_rbd_disk(s, t, _auth_for(conn, s, auth)) for s, t in zip(specs, _targets(len(specs)))]
+    elements = [_rbd_disk(s, t, _auth_for(conn, s, auth, cluster))
+                for s, t in zip(specs, _targets(len(specs)))]
     xml = domain_xml(name, elements, memory_mib=memory_mib, vcpus=vcpus, boot=boot,
                      console_log=console_log, virt_type=virt_type)
     plan = Plan(f"define VM {name}").add("virsh", "define", f"{name}.xml")
@@ -675,13 +690,13 @@ def _flags(live: bool, persistent: bool, active: bool) -> int:
 
 def attach_rbd(conn, domain: str, image: str, target: str = "vdb", *, live: bool = True,
                persistent: bool = True, auth: RbdAuth | None = None,
-               dry_run: bool = False) -> Result | Plan:
+               cluster: Cluster | None = None, dry_run: bool = False) -> Result | Plan:
     """Attach RBD image ``pool/image`` as disk ``target`` (live if the VM runs, and/or in its config)."""
     spec = parse_spec(image)
     check_target(target)
     if not live and not persistent:
         raise InvalidArgument("attach needs live=True, persistent=True, or both")
-    element = _rbd_disk(spec, target, _auth_for(conn, spec, auth))
+    element = _rbd_disk(spec, target, _auth_for(conn, spec, auth, cluster))
     xml = ET.tostring(element, encoding="unicode")
     argv = ["virsh", "attach-device", domain, "disk.xml"]
     argv += (["--live"] if live else []) + (["--config"] if persistent else [])
@@ -752,7 +767,7 @@ def detach_rbd(conn, domain: str, image_or_target: str, *, live: bool = True,
 
 
 def replace_disk(conn, domain: str, target: str, image: str, *, auth: RbdAuth | None = None,
-                 dry_run: bool = False) -> Result | Plan:
+                 cluster: Cluster | None = None, dry_run: bool = False) -> Result | Plan:
     """Turn disk ``target`` of the VM's definition into RBD network disk ``pool/image``.
 
     The guide's ``virsh edit`` step: the rest of the XML (UUID, devices, the
@@ -761,7 +776,7 @@ def replace_disk(conn, domain: str, target: str, image: str, *, auth: RbdAuth | 
     import libvirt
     spec = parse_spec(image)
     check_target(target)
-    new = _rbd_disk(spec, target, _auth_for(conn, spec, auth))
+    new = _rbd_disk(spec, target, _auth_for(conn, spec, auth, cluster))
     plan = Plan(f"replace disk {target} of {domain} by {spec}").add("virsh", "edit", domain)
     plan.note(f"the <disk> with target {target} becomes `{ET.tostring(new, encoding='unicode')}`")
     if dry_run:

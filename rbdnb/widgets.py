@@ -136,7 +136,7 @@ def attach_form(cluster: Cluster, conn, domain: str = "") -> Form:
     """Attach an RBD image to a VM, live and/or in its definition."""
     def action(domain, image, target, live, persistent, dry_run, progress=None):
         return virt.attach_rbd(conn, domain, image, target=target, live=live,
-                               persistent=persistent, dry_run=dry_run)
+                               persistent=persistent, cluster=cluster, dry_run=dry_run)
     names = sorted(d.name() for d in conn.listAllDomains())
     return Form("Attach an RBD disk to a VM", {
         "domain": w.Dropdown(options=names, value=domain or (names[0] if names else None),

@@ -154,7 +154,7 @@ def test_three_vms_boot_from_rbd_clones(sandbox, cluster, conn, env, boot, guest
     for i in (1, 2, 3):
         name = f"{PREFIX}vm{i}"
         logs[name] = os.path.join(guest_dir, f"{name}.log")
-        result = virt.define_vm(conn, name, [f"{POOL}/vm-{i}"], boot=boot,
+        result = virt.define_vm(conn, name, [f"{POOL}/vm-{i}"], boot=boot, cluster=cluster,
                                 console_log=logs[name])
         assert result.changed
         assert virt.start_vm(conn, name).changed
@@ -197,7 +197,7 @@ def test_hot_attach_is_seen_by_the_guest_then_detach(sandbox, cluster, conn, env
     plan = virt.attach_rbd(conn, name, f"{POOL}/extra", target="vdb", dry_run=True)
     assert "--live --config" in plan.lines[0]
     assert "vdb" not in virsh(sandbox, "domblklist", name).stdout
-    result = virt.attach_rbd(conn, name, f"{POOL}/extra", target="vdb")
+    result = virt.attach_rbd(conn, name, f"{POOL}/extra", target="vdb", cluster=cluster)
     assert result.changed and "live and in its config" in result.message
     parsed, _ = wait_console(log, lambda p, t: p["disks"].get("vdb", {}).get("sha256") == want,
                              timeout=60)
@@ -232,7 +232,7 @@ def test_replace_a_file_disk_by_an_rbd_disk(sandbox, cluster, conn, env, boot, g
     before = ET.fromstring(virsh(sandbox, "dumpxml", name).stdout)
     assert before.find("devices/disk").get("type") == "file"
     rbdnb.clone(cluster, f"{POOL}/golden@base", f"{POOL}/replaced")
-    result = virt.replace_disk(conn, name, "vda", f"{POOL}/replaced")
+    result = virt.replace_disk(conn, name, "vda", f"{POOL}/replaced", cluster=cluster)
     assert result.changed
     after = ET.fromstring(virsh(sandbox, "dumpxml", name).stdout)
     disk = after.find("devices/disk")
@@ -305,6 +305,23 @@ def test_qemu_img_on_rbd_matches_the_cli(sandbox, cluster, env, boot):
     assert rbdnb.verify_image(cluster, boot.image, f"{POOL}/qconv").identical
     for line in plan.lines + result.plan.lines:
         assert "AQ" not in line and "key=" not in line
+
+
+def test_a_ceph_pool_name_on_two_clusters_is_never_guessed(sandbox, cluster, conn, env):
+    """libvirt is machine-wide: another cluster may have a libvirt pool for a Ceph pool of the
+    same name. Its monitors must never end up in this cluster's VMs."""
+    other = virt.RbdAuth([("127.0.0.2", 1)], CLIENT, env["secret"])
+    decoy = conn.storagePoolDefineXML(virt.rbd_pool_xml(f"{LV_POOL}-decoy", POOL, other), 0)
+    try:
+        with pytest.raises(rbdnb.InvalidArgument, match="different clusters: pass cluster="):
+            virt.define_vm(conn, f"{PREFIX}ambiguous", [f"{POOL}/vm-1"])
+        plan = virt.define_vm(conn, f"{PREFIX}ambiguous", [f"{POOL}/vm-1"], cluster=cluster,
+                              dry_run=True)
+        assert isinstance(plan, rbdnb.Plan)
+        right = virt._auth_for(conn, rbdnb.parse_spec(f"{POOL}/vm-1"), None, cluster)
+        assert right.hosts == virt.monitor_hosts(cluster) and ("127.0.0.2", 1) not in right.hosts
+    finally:
+        decoy.undefine()
 
 
 def test_cleanup_leaves_no_domain_secret_or_pool(sandbox, cluster, conn, env):
