@@ -25,6 +25,25 @@ def ip(sandbox):
     shell.run_cell(f"%ceph osd pool delete {POOL} --yes --missing-ok")
 
 
+def forget(sandbox, cli, vm, lvpool, client):
+    """Remove a test's VM (off), libvirt pool, ceph secret and cephx user."""
+    from rbdnb import virt
+    conn = virt.connect_libvirt(sandbox.libvirt_uri)
+    try:
+        try:
+            virt.destroy_vm(conn, vm)
+        except rbdnb.NotFound:
+            pass
+        virt.undefine_vm(conn, vm, missing_ok=True)
+        virt.delete_rbd_pool(conn, lvpool)
+        for secret in conn.listAllSecrets():
+            if secret.usageID() == f"client.{client} secret":
+                secret.undefine()
+    finally:
+        conn.close()
+    cli("ceph", "auth", "rm", f"client.{client}")
+
+
 def run(ip, cell):
     """Run a cell; return its value, raising what it raised (UsageError for user errors)."""
     result = ip.run_cell(cell, store_history=False)
@@ -196,15 +215,7 @@ def test_virsh_magics_on_definitions(ip, sandbox, cli):
         with pytest.raises(UsageError, match="is not valid"):
             run(ip, f"%virsh attach-rbd {vm} {POOL}/v-data --target 'vd\"x'")
     finally:
-        ip.run_cell(f"%virsh undefine {vm}", store_history=False)
-        from rbdnb import virt
-        conn = virt.connect_libvirt(sandbox.libvirt_uri)
-        virt.delete_rbd_pool(conn, lvpool)
-        for s in conn.listAllSecrets():
-            if s.usageID() == f"client.{client} secret":
-                s.undefine()
-        conn.close()
-        cli("ceph", "auth", "rm", f"client.{client}")
+        forget(sandbox, cli, vm, lvpool, client)
     assert vm not in virsh("list", "--all", "--name")
 
 
@@ -233,15 +244,7 @@ def test_remaining_subcommands(ip, cli, sandbox, tmp_path):
         assert run(ip, f"%virsh destroy {vm}").changed
         assert run(ip, f"%virsh undefine {vm}").changed
     finally:
-        from rbdnb import virt
-        conn = virt.connect_libvirt(sandbox.libvirt_uri)
-        virt.undefine_vm(conn, vm, missing_ok=True)
-        virt.delete_rbd_pool(conn, lvpool)
-        for s in conn.listAllSecrets():
-            if s.usageID() == f"client.{client} secret":
-                s.undefine()
-        conn.close()
-        cli("ceph", "auth", "rm", f"client.{client}")
+        forget(sandbox, cli, vm, lvpool, client)
     spare = f"spare-{run_id}"
     run(ip, f"%ceph osd pool create {spare}")
     with pytest.raises(UsageError, match="pass confirm=True"):
