@@ -14,11 +14,9 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ._ceph import translated
-from .errors import (ClusterFull, InvalidArgument, PoolNotFound, RbdnbError, Timeout,
-                     CephError)
+from .errors import (ClusterFull, InvalidArgument, PoolNotFound, RbdnbError, Timeout)
 from .specs import check_name, parse_client
 
 DEFAULT_CONF = "/etc/ceph/ceph.conf"

@@ -30,7 +30,6 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from . import _proc
 from .errors import (InvalidArgument, NotWritable, PortInUse, RbdnbError,
-                     SandboxError, SandboxNotRunning, Timeout)
+                     SandboxError, Timeout)
 from .units import format_size, parse_size
 
 CEPH_TOOLS = ("ceph-mon", "ceph-osd", "ceph-mgr", "ceph", "monmaptool")
@@ -329,7 +328,7 @@ class SandboxStatus:
             lines.append(f"  OSD:      {self.store}, {format_size(self.health.used_bytes)} of "
                          f"{format_size(self.health.total_bytes)} used "
                          f"({self.health.used_ratio:.1%})")
-        lines += [f"  daemons:  " + ", ".join(
+        lines += ["  daemons:  " + ", ".join(
                       f"{d['name']} pid {d['pid']}{'' if d['running'] else ' (stopped)'}"
                       for d in self.daemons),
                   f"  conf:     {self.conf}",

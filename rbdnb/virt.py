@@ -25,7 +25,7 @@ import os
 import re
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .cluster import Cluster
 from .errors import (Conflict, Exists, InvalidArgument, NotFound, RbdnbError, Timeout)
@@ -632,7 +632,6 @@ def destroy_vm(conn, name: str) -> Result:
 
 def undefine_vm(conn, name: str, *, missing_ok: bool = False) -> Result:
     """Forget the VM (``virsh undefine``); it must be off. Its RBD disks stay."""
-    import libvirt
     plan = Plan(f"undefine VM {name}").add("virsh", "undefine", name)
     try:
         dom = _domain(conn, name)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import rbdnb
-from rbdnb.plan import Plan, Result
+from rbdnb.plan import Plan
 
 MiB = 1024**2
 

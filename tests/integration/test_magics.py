@@ -1,5 +1,4 @@
 """The IPython magics in a real InteractiveShell against the sandbox, cross-checked with the CLIs."""
-import json
 import os
 import uuid
 
@@ -108,7 +107,7 @@ def test_snapshots_clones_and_removal(ip, cli):
 def test_dry_runs_change_nothing(ip, cli, cluster_state):
     before = cluster_state()
     for cell in (f"%rbd create {POOL}/dry 1G --dry-run", f"%rbd rm {POOL}/os-data --dry-run",
-                 f"%ceph osd pool create dry-pool --dry-run",
+                 "%ceph osd pool create dry-pool --dry-run",
                  f"%rbd clone {POOL}/golden@base {POOL}/d-{{i}} --count 3 --dry-run",
                  f"%ceph auth get-or-create client.dry --pool {POOL} --dry-run"):
         plan = run(ip, cell)
