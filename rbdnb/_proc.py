@@ -56,6 +56,12 @@ def quote(argv: list[str]) -> str:
     return shlex.join(str(a) for a in argv)
 
 
+def failure_line(stderr: str, returncode: int) -> str:
+    """The last non-empty line of a program's stderr: what it said went wrong."""
+    return next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()),
+                f"exit status {returncode}")
+
+
 def run(argv: list[str], *, timeout: float, input: bytes | None = None,
         env: dict[str, str] | None = None, check: bool = True,
         what: str | None = None) -> subprocess.CompletedProcess:
@@ -75,10 +81,8 @@ def run(argv: list[str], *, timeout: float, input: bytes | None = None,
         raise Timeout(f"{what or program} did not finish within {timeout:g} s") from None
     if check and proc.returncode != 0:
         stderr = _ANSI.sub("", proc.stderr.decode(errors="replace"))
-        last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()),
-                    f"exit status {proc.returncode}")
-        raise CommandFailed(f"{what or program} failed: {last}", argv=argv,
-                            returncode=proc.returncode, stderr=stderr)
+        raise CommandFailed(f"{what or program} failed: {failure_line(stderr, proc.returncode)}",
+                            argv=argv, returncode=proc.returncode, stderr=stderr)
     return proc
 
 

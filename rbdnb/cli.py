@@ -140,7 +140,7 @@ def _cmd_sandbox(args) -> int:
     if args.action == "smoke":
         from .cluster import connect
         from .smoke import run_smoke
-        if not box.status().running:
+        if not box.is_running():
             print(f"rbdnb: the sandbox in {box.dir} is not running: run `rbdnb sandbox up`",
                   file=sys.stderr)
             return 1

@@ -27,15 +27,7 @@ def _sandbox_files() -> tuple[str, str] | None:
     """(conf, admin keyring) of the running default sandbox, if one runs."""
     from .sandbox import Sandbox
     box = Sandbox()
-    try:
-        state = json.loads(box.state_path.read_text())
-    except (OSError, ValueError):
-        return None
-    from ._proc import ProcessRef
-    refs = [ProcessRef.from_json(d) for d in state.get("daemons", [])]
-    if refs and all(r.alive() for r in refs):
-        return str(box.conf_path), str(box.keyring_path)
-    return None
+    return (str(box.conf_path), str(box.keyring_path)) if box.is_running() else None
 
 
 def resolve_conf(conffile: str | None, keyring: str | None) -> tuple[str, str | None]:

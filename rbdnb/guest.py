@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import re
 import shutil
@@ -211,6 +210,3 @@ def parse_console(text: str) -> dict:
         disks[name] = {"sectors": int(sectors), "sha256": digest}
     return {"booted": MARKER in text, "disks": disks}
 
-
-def main_json(path: str) -> str:
-    return json.dumps(build(path).to_json(), indent=2)

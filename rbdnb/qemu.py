@@ -177,10 +177,8 @@ def run_with_progress(argv: list[str], *, what: str, total: int,
             proc.wait()
     stderr = _proc._ANSI.sub("", proc.stderr.read().decode(errors="replace"))
     if proc.returncode != 0:
-        last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()),
-                    f"exit status {proc.returncode}")
-        raise CommandFailed(f"{what} failed: {last}", argv=argv, returncode=proc.returncode,
-                            stderr=stderr)
+        raise CommandFailed(f"{what} failed: {_proc.failure_line(stderr, proc.returncode)}",
+                            argv=argv, returncode=proc.returncode, stderr=stderr)
     if progress:
         progress(total, total)
     return time.monotonic() - t0

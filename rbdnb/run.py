@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidArgument
+from .runbook import SUMMARY_MIME
 from .secret import redact
 
 KERNEL = "rbdnb"
 OK, BAD_PARAMETERS, UNREACHABLE, STEP_FAILED = 0, 2, 3, 4
-SUMMARY_MIME = "application/vnd.rbdnb.summary+json"
 
 
 @dataclass

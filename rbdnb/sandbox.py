@@ -41,6 +41,7 @@ from .errors import (InvalidArgument, NotWritable, PortInUse, RbdnbError,
 from .units import format_size, parse_size
 
 CEPH_TOOLS = ("ceph-mon", "ceph-osd", "ceph-mgr", "ceph", "monmaptool")
+DAEMONS = ("mon.a", "mgr.x", "osd.0")  # started in this order
 LIBVIRT_TOOLS = ("libvirtd", "virtlogd")
 STORES = ("memstore", "bluestore")
 DEFAULT_OSD_SIZE = "8G"
@@ -398,6 +399,22 @@ class Sandbox:
     def _daemon_refs(self, state: dict) -> list[_proc.ProcessRef]:
         return [_proc.ProcessRef.from_json(d) for d in state.get("daemons", [])]
 
+    @staticmethod
+    def _all_alive(refs: list[_proc.ProcessRef]) -> bool:
+        return bool(refs) and all(r.alive() for r in refs)
+
+    def is_running(self) -> bool:
+        """Whether every daemon of this sandbox runs (by pid and start time; asks no daemon)."""
+        try:
+            state = self._load_state()
+        except SandboxError:
+            return False
+        return state is not None and self._all_alive(self._daemon_refs(state))
+
+    def _daemon_argv(self, name: str) -> list:
+        kind, ident = name.split(".")
+        return [f"ceph-{kind}", "-c", self.conf_path, "-i", ident]
+
     # -- up ------------------------------------------------------------------------------
     def up(self) -> SandboxStatus:
         """Start the sandbox, or report the running one and change nothing.
@@ -412,8 +429,7 @@ class Sandbox:
         with _locked(self.dir / ".lock"):
             state = self._load_state()
             if state is not None:
-                refs = self._daemon_refs(state)
-                if refs and all(r.alive() for r in refs):
+                if self._all_alive(self._daemon_refs(state)):
                     # Nothing to start; still wait for health (PGs of a pool created a
                     # moment ago may be peering), so that `up` means "usable" either way.
                     self._wait_healthy(deadline=time.monotonic() + self.timeout)
@@ -451,8 +467,7 @@ class Sandbox:
             self._write_initial_files(state)
             self._save_state(state)
             timings["files"] = time.monotonic() - t0
-            self._start_daemon("mon.a", ["ceph-mon", "-c", self.conf_path, "-i", "a"],
-                               state, started)
+            self._start_daemon("mon.a", state, started)
             timings["mon"] = time.monotonic() - t0
             with self._client(timeout=15) as cluster:
                 self._mon_command(cluster, {"prefix": "osd new", "uuid": osd_uuid, "id": 0})
@@ -466,10 +481,8 @@ class Sandbox:
             _proc.run(["ceph-osd", "-c", self.conf_path, "-i", "0", "--mkfs",
                        "--osd-uuid", osd_uuid, "--no-mon-config"],
                       timeout=120, what="ceph-osd --mkfs")
-            self._start_daemon("mgr.x", ["ceph-mgr", "-c", self.conf_path, "-i", "x"],
-                               state, started)
-            self._start_daemon("osd.0", ["ceph-osd", "-c", self.conf_path, "-i", "0"],
-                               state, started)
+            self._start_daemon("mgr.x", state, started)
+            self._start_daemon("osd.0", state, started)
             timings["daemons"] = time.monotonic() - t0
             self._attach_libvirt(state)
             timings["libvirt"] = time.monotonic() - t0
@@ -489,9 +502,6 @@ class Sandbox:
         t0 = time.monotonic()
         started: list[_proc.ProcessRef] = []
         alive = {r.name for r in self._daemon_refs(state) if r.alive()}
-        commands = {"mon.a": ["ceph-mon", "-c", self.conf_path, "-i", "a"],
-                    "mgr.x": ["ceph-mgr", "-c", self.conf_path, "-i", "x"],
-                    "osd.0": ["ceph-osd", "-c", self.conf_path, "-i", "0"]}
         if state["store"] == "memstore" and not state.get("kept") and "osd.0" not in alive:
             # memstore saves its data only on a clean stop (`down --keep`); after a crash or
             # a reboot its PGs are gone and a restarted OSD would never become active.
@@ -504,9 +514,9 @@ class Sandbox:
                             f"taken by another program")
         state["daemons"] = [d for d in state["daemons"] if d["name"] in alive]
         try:
-            for name, argv in commands.items():
+            for name in DAEMONS:
                 if name not in alive:
-                    self._start_daemon(name, argv, state, started)
+                    self._start_daemon(name, state, started)
             self._attach_libvirt(state)
             state["kept"] = False
             self._save_state(state)
@@ -554,12 +564,11 @@ class Sandbox:
             bootstrap.unlink(missing_ok=True)
             monmap.unlink(missing_ok=True)
 
-    def _start_daemon(self, name: str, argv: list, state: dict,
-                      started: list[_proc.ProcessRef]) -> None:
+    def _start_daemon(self, name: str, state: dict, started: list[_proc.ProcessRef]) -> None:
         """Start a Ceph daemon; it forks into the background once it is initialised."""
         pidfile = self.dir / "run" / f"ceph-{name}.pid"
         pidfile.unlink(missing_ok=True)
-        _proc.run(argv, timeout=60, what=f"starting {name}")
+        _proc.run(self._daemon_argv(name), timeout=60, what=f"starting {name}")
         deadline = time.monotonic() + 10
         ref = None
         while time.monotonic() < deadline:
@@ -678,7 +687,7 @@ class Sandbox:
         status.fsid, status.mon_host = state["fsid"], state["mon_host"]
         status.store, status.osd_size = state["store"], state["osd_size"]
         status.daemons = [{"name": r.name, "pid": r.pid, "running": r.alive()} for r in refs]
-        status.running = bool(refs) and all(d["running"] for d in status.daemons)
+        status.running = self._all_alive(refs)
         libvirt = state.get("libvirt") or {}
         status.libvirt_uri = libvirt.get("uri", self.libvirt_uri)
         status.libvirt_owner = libvirt.get("owner")

@@ -1,4 +1,4 @@
-"""The setup's first job until the runbooks exist: create and list an RBD image.
+"""A quick check of a running sandbox (`rbdnb sandbox smoke`): create and list an RBD image.
 
 Makes pool ``rbd`` (initialised for RBD) and image ``rbd/rbdnb-smoke`` if they
 are missing, then lists the pool. Running it again changes nothing and says so.
