@@ -39,7 +39,10 @@ def lab(sandbox, tmp_path_factory):
          f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
          # Loopback only: no update checks, no PyPI extension manager.
          "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--LabApp.extension_manager=readonly"] + (["--allow-root"] if os.geteuid() == 0 else []),
+         "--LabApp.extension_manager=readonly",
+         # Its own workspaces: no layout or dialog restored from an earlier run.
+         f"--LabApp.workspaces_dir={root / 'workspaces'}"]
+        + (["--allow-root"] if os.geteuid() == 0 else []),
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -94,9 +97,19 @@ def test_notebook_magics_and_clone_form_in_jupyterlab(lab, sandbox, cluster, cli
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                    timeout=60_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            page.wait_for_selector(".jp-RenderedHTMLCommon table", timeout=60_000)
+            # The idle indicator can show before the kernel session is connected, and a
+            # Run All given then is lost: give it a second go (every cell is safe to re-run).
+            for attempt in (1, 2):
+                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+                try:
+                    page.wait_for_selector(".jp-RenderedHTMLCommon table", timeout=30_000)
+                    break
+                except Exception:
+                    page.screenshot(path=str(ARTIFACTS / f"browser-attempt{attempt}.png"),
+                                    full_page=True)
+                    if attempt == 2:
+                        raise
             run = page.locator(".widget-button", has_text="Run")
             run.wait_for(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "browser-form.png"), full_page=True)
