@@ -86,6 +86,85 @@ def _run_parser(sub) -> None:
                        help="for every runbook that has it; RUNBOOK.NAME for one runbook")
 
 
+def _bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="benchmark an RBD image; compare rbdnb with the "
+                                         "native tools",
+                           description="Benchmark an RBD image with rbd bench, fio's rbd "
+                                       "engine or rbdnb's native librbd engine.")
+    bsub = bench.add_subparsers(dest="action", required=True, metavar="ACTION")
+    conn = argparse.ArgumentParser(add_help=False)
+    conn.add_argument("--conf", help="ceph.conf (default: the running sandbox, $CEPH_CONF)")
+    conn.add_argument("--id", default="admin", help="cephx user (default admin)")
+    conn.add_argument("--keyring", help="keyring file (default: as the conf says)")
+    for name, helptext in (("run", "one run: IOPS, MiB/s, latencies"),
+                           ("matrix", "every combination of engines, io types, sizes and "
+                                      "queue depths")):
+        p = bsub.add_parser(name, help=helptext, parents=[conn])
+        p.add_argument("image", metavar="POOL/IMAGE")
+        many = name == "matrix"
+        p.add_argument("--engine", "-e", nargs="+" if many else None, default=["native"]
+                       if many else "native", help="native, rbd or fio")
+        p.add_argument("--io-type", "-t", nargs="+" if many else None,
+                       default=["randwrite"] if many else "randwrite",
+                       help="read, write, randread, randwrite or mixed")
+        p.add_argument("--io-size", "-s", nargs="+" if many else None,
+                       default=["4K"] if many else "4K", help="e.g. 4K, 64K, 4M")
+        p.add_argument("--queue-depth", "-q", type=int, nargs="+" if many else None,
+                       default=[16] if many else 16, help="I/Os in flight")
+        p.add_argument("--total", help="amount of I/O per run (default 256M)")
+        p.add_argument("--seconds", type=float, help="duration per run instead of --total")
+        p.add_argument("--rw-mix-read", type=int, default=50,
+                       help="read percentage of mixed runs (default 50)")
+        p.add_argument("--output", "-o", help="save the results (.csv or .parquet)")
+        p.add_argument("--plot", help="save a plot of the results (.png or .svg)")
+        p.add_argument("--json", action="store_true", help="print JSON rows")
+        if many:
+            p.add_argument("--repeat", type=int, default=1, help="runs of each combination")
+    cmp_ = bsub.add_parser("compare", help="same-run ratios of rbdnb vs rbd bench, rbd ls, "
+                                           "rbd clone, qemu-img and rbd import")
+    cmp_.add_argument("--conf", help="an existing cluster's conf (default: a sandbox of its own)")
+    cmp_.add_argument("--repeat", type=int, default=3, help="interleaved runs per case (3)")
+    cmp_.add_argument("--clones", type=int, default=100)
+    cmp_.add_argument("--quick", action="store_true", help="smaller engine runs")
+    cmp_.add_argument("--output", "-o", help="save the table (.csv or .parquet)")
+
+
+def _cmd_bench(args) -> int:
+    from . import bench
+    if args.action == "compare":
+        from .bench.compare import compare, format_table
+        df = compare(args.conf, repeat=args.repeat, clones=args.clones, quick=args.quick)
+        print(format_table(df))
+        if args.output:
+            bench.save(df, args.output)
+        return 0
+    from .cluster import connect
+    with connect(args.conf, client=args.id, keyring=args.keyring) as cluster:
+        if args.action == "run":
+            result = bench.run(cluster, args.image, args.engine, args.io_type, args.io_size,
+                               args.queue_depth, total=args.total, seconds=args.seconds,
+                               rw_mix_read=args.rw_mix_read)
+            df = result.to_frame()
+            print(json.dumps(result.to_dict()) if args.json else str(result))
+        else:
+            df = bench.matrix(cluster, args.image, args.engine, args.io_type, args.io_size,
+                              args.queue_depth, total=args.total, seconds=args.seconds,
+                              rw_mix_read=args.rw_mix_read, repeat=args.repeat)
+            if args.json:
+                print(df.to_json(orient="records"))
+            else:
+                cols = ["engine", "io_type", "io_size", "queue_depth", "iops", "mib_s",
+                        "lat_mean_us", "lat_p99_us"]
+                print(df[cols].round(1).to_string(index=False))
+    if args.output:
+        bench.save(df, args.output)
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        bench.plot(df).savefig(args.plot, dpi=100)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbdnb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -93,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     _guest_parser(sub)
     _kernel_parser(sub)
     _run_parser(sub)
+    _bench_parser(sub)
     return parser
 
 
@@ -162,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_sandbox(args)
         if args.command == "guest":
             return _cmd_guest(args)
+        if args.command == "bench":
+            return _cmd_bench(args)
         if args.command == "run":
             from .run import convert_value, run_runbook
             params = {k: convert_value(v) for k, v in args.parameter}

@@ -229,6 +229,46 @@ p.add_argument("dest", metavar="FILE")
 p.add_argument("--format", "-O", default="raw", choices=("raw", "qcow2"))
 p.add_argument("--overwrite", action="store_true")
 
+_RBD_IO_TYPES = {("read", False): "read", ("write", False): "write",
+                 ("read", True): "randread", ("write", True): "randwrite"}
+
+
+def _rbd_bench(m, a):
+    from . import bench
+    io_type = a.io_type
+    if io_type in ("readwrite", "rw"):
+        io_type = "mixed"
+    elif io_type in ("read", "write"):
+        io_type = _RBD_IO_TYPES[(io_type, a.io_pattern == "rand")]
+    engines = a.engine or ["native"]
+    total = None if a.seconds is not None else \
+        parse_size(a.io_total, what="io total", default_unit="B")
+    kwargs = dict(total=total, seconds=a.seconds, rw_mix_read=a.rw_mix_read)
+    size = parse_size(a.io_size, what="io size", default_unit="B")
+    if len(engines) == 1:
+        bar = m.progress(f"{engines[0]} {io_type} {a.io_size} QD{a.io_threads}", 100)
+        return bench.run(m.cluster, a.spec, engines[0], io_type, size, a.io_threads,
+                         progress=bar, **kwargs)
+    bar = m.progress(f"{len(engines)} engines, {io_type} {a.io_size}", len(engines))
+    df = bench.matrix(m.cluster, a.spec, engines, [io_type], [size], [a.io_threads],
+                      progress=bar, **kwargs)
+    return df[["engine", "io_type", "io_size", "queue_depth", "iops", "mib_s",
+               "lat_mean_us", "lat_p99_us"]]
+
+
+p = RBD.add("bench", "benchmark an image (rbd bench options); --engine native, rbd or fio "
+            "(several: a table, same run)", _rbd_bench)
+p.add_argument("spec", metavar="POOL/IMAGE")
+p.add_argument("--io-type", required=True,
+               help="read, write, readwrite/rw (rbd's), or randread, randwrite, mixed")
+p.add_argument("--io-size", default="4K")
+p.add_argument("--io-threads", type=int, default=16, help="I/Os in flight (queue depth)")
+p.add_argument("--io-total", default="256M")
+p.add_argument("--io-pattern", default="seq", choices=("seq", "full-seq", "rand"))
+p.add_argument("--rw-mix-read", type=int, default=50)
+p.add_argument("--seconds", type=float, help="run for this long instead of --io-total")
+p.add_argument("--engine", nargs="+", choices=("native", "rbd", "fio"))
+
 # -- %ceph ------------------------------------------------------------------------------------
 p = CEPH.add("osd pool create", "create a pool and initialise it for RBD",
              lambda m, a: pools.create_pool(m.cluster, a.pool, a.pg_num, a.pgp_num,

@@ -25,7 +25,8 @@ class ParameterError(InvalidArgument):
 
 
 def check_parameters(*, conf=None, client="admin", keyring=None, pools=(), images=(),
-                     snapshots=(), sizes=(), clients=(), counts=(), paths=()) -> None:
+                     snapshots=(), sizes=(), clients=(), counts=(), paths=(),
+                     bench: dict | None = None) -> None:
     """Check every parameter before the first step; one clear message for the first bad one."""
     try:
         if conf is not None and not os.path.isfile(str(conf)):
@@ -49,6 +50,9 @@ def check_parameters(*, conf=None, client="admin", keyring=None, pools=(), image
         for name, value in paths:
             if value is not None and not os.path.exists(str(value)):
                 raise ParameterError(f"parameter {name}: {value} does not exist")
+        if bench is not None:
+            from .bench import validate
+            validate(**bench)
     except ParameterError:
         raise
     except InvalidArgument as exc:

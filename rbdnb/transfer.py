@@ -3,7 +3,7 @@
 ``import_image`` converts a qcow2 or raw file into an RBD image with
 ``qemu-img convert -W -m 16`` (out-of-order writes with 16 coroutines: the
 fastest of qemu-img and ``rbd import`` measured here, see
-``tests/benchmarks/core_ops.py``); ``method="rbd"`` uses ``rbd import`` for raw
+``rbdnb bench compare``); ``method="rbd"`` uses ``rbd import`` for raw
 files. ``export_image`` goes the other way. ``verify_image`` compares SHA-256
 checksums of the source's raw content and of the image read through librbd.
 """

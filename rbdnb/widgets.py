@@ -9,6 +9,7 @@ result or the one-line error in an Output area.
     widgets.create_image_form(cluster)
     widgets.clone_form(cluster)
     widgets.attach_form(cluster, conn)
+    widgets.bench_form(cluster, "rbd/bench")
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import ipywidgets as w
 
 from . import clones, images, virt
 from .cluster import Cluster
-from .errors import RbdnbError
+from .errors import InvalidArgument, RbdnbError
 from .plan import Plan, Result
 from .secret import redact
 
@@ -30,8 +31,9 @@ class Form:
     """Fields, a live plan, a Run button, a progress bar and an output area."""
 
     def __init__(self, title: str, fields: dict[str, w.Widget], action: Action,
-                 *, progress: bool = False):
+                 *, progress: bool = False, after: Callable | None = None):
         self.fields = fields
+        self.after = after
         self.action = action
         self.status = w.HTML()
         self.plan = w.Output(layout=w.Layout(border="1px solid #ddd", padding="4px"))
@@ -90,6 +92,8 @@ class Form:
             value = getattr(self.result, "value", None)
             if value is not None and hasattr(value, "_repr_html_"):
                 self.output.append_display_data(value)
+            if self.after is not None:
+                self.after(self.result, self.output)
         except RbdnbError as exc:
             self.error = redact(str(exc))
             self._show(self.output, f"error: {self.error}")
@@ -146,3 +150,48 @@ def attach_form(cluster: Cluster, conn, domain: str = "") -> Form:
         "live": w.Checkbox(value=True, description="live (if running)"),
         "persistent": w.Checkbox(value=True, description="in its definition"),
     }, action)
+
+
+def bench_form(cluster: Cluster, image: str = "") -> Form:
+    """Benchmark an image with one or more engines; a table and a plot of the results."""
+    from . import bench
+
+    def action(image, engines, io_type, io_size, queue_depth, total, dry_run, progress=None):
+        if not image:
+            raise InvalidArgument("give the image to benchmark, e.g. rbd/bench")
+        if not engines:
+            raise InvalidArgument("choose at least one engine")
+        args = (cluster, image, list(engines), [io_type], [io_size], [queue_depth])
+        if dry_run:
+            return bench.matrix(*args, total=total, dry_run=True)
+        plan = bench.matrix(*args, total=total, dry_run=True)
+        df = bench.matrix(*args, total=total, progress=progress)
+        best = df.loc[df["iops"].idxmax()]
+        return Result(f"benchmark {image}", io_type != "randread" and io_type != "read",
+                      f"{len(df)} runs; best {best['engine']}: {best['iops']:,.0f} IOPS, "
+                      f"{best['mib_s']:,.1f} MiB/s", plan, value=df)
+
+    def after(result, output):
+        # The plot as a PNG written straight into the output (no kernel formatter needed).
+        import base64
+        import io
+        import matplotlib.pyplot as plt
+        fig = bench.plot(result.value, x="queue_depth", metrics=("iops", "mib_s"))
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=90)
+        plt.close(fig)
+        output.outputs += ({"output_type": "display_data", "metadata": {},
+                            "data": {"image/png": base64.b64encode(png.getvalue()).decode(),
+                                     "text/plain": "<benchmark plot>"}},)
+
+    return Form("Benchmark an RBD image", {
+        "image": w.Text(value=image, description="image", placeholder="pool/bench"),
+        "engines": w.SelectMultiple(options=list(bench.ENGINES), value=["native", "rbd"],
+                                    description="engines", rows=3),
+        "io_type": w.Dropdown(options=list(bench.IO_TYPES), value="randwrite",
+                              description="io type"),
+        "io_size": w.Text(value="4K", description="io size"),
+        "queue_depth": w.BoundedIntText(value=16, min=1, max=bench.MAX_QUEUE_DEPTH,
+                                        description="in flight"),
+        "total": w.Text(value="64M", description="per run"),
+    }, action, progress=True, after=after)

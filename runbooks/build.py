@@ -359,12 +359,91 @@ boot_timeout = 120
         "rb.summary()",
     ])
 
+RUNBOOKS["04-benchmark"] = nb(
+    "04 — Benchmark the pool",
+    "Measure a pool before VMs go on it, and again on a schedule: the same cases with "
+    "`rbd bench`, fio's rbd engine and rbdnb's native librbd engine, back to back. "
+    "Results are a table (saved as CSV and Parquet) and plots; the native engine's figures "
+    "are compared with `rbd bench`'s from the same run.",
+    COMMON + '''pool = "bench-pool"
+image = "bench"
+image_size = "2G"                    # reads and random I/O spread over all of it
+engines = ["native", "rbd", "fio"]
+io_types = ["randwrite", "randread", "write"]
+io_sizes = ["4K", "64K", "4M"]
+queue_depths = [1, 16]
+total = "64M"                        # I/O per run
+results_dir = "runs/bench"           # results.csv and results.parquet, stamped per run
+''',
+    [
+        "import os, datetime\nimport ipywidgets as widgets\nimport rbdnb\nfrom rbdnb import bench\n"
+        "from rbdnb.runbook import begin\n"
+        "matrix_params = dict(engines=engines, io_types=io_types, io_sizes=io_sizes, "
+        "queue_depths=queue_depths, total=total)\n"
+        "rb, cluster = begin('04-benchmark', dry_run=dry_run, conf=conf, client=client, "
+        "keyring=keyring,\n"
+        "                    pools=[('pool', pool)], sizes=[('image_size', image_size)], "
+        "bench=matrix_params)",
+        "## The image to measure\n\nA dedicated image, created once; read tests read data, "
+        "so it is pre-filled once (sequential 4M writes over all of it).",
+        "rb.step(rbdnb.create_pool(cluster, pool, exist_ok=True, dry_run=dry_run))\n"
+        "rb.step(rbdnb.create_image(cluster, f'{pool}/{image}', image_size, exist_ok=True, "
+        "dry_run=dry_run))\n"
+        "if not dry_run:\n"
+        "    filled = bench.prefill(cluster, f'{pool}/{image}')\n"
+        "    rb.note(f'pre-fill {pool}/{image}', False, f'{filled} (a benchmark image: "
+        "its data does not matter)')",
+        "## Run the matrix\n\nEvery case runs the engines back to back, so they see the "
+        "same cluster. The commands of the external engines are listed first.",
+        "plan = bench.matrix(cluster, f'{pool}/{image}', **matrix_params, dry_run=True) "
+        "if not dry_run or f'{image}' in rbdnb.image_names(cluster, pool) else None\n"
+        "if dry_run:\n"
+        "    rb.step(plan or rbdnb.Plan(f'benchmark {pool}/{image}'))\n"
+        "else:\n"
+        "    bar = widgets.IntProgress(min=0, max=bench.validate(**matrix_params), "
+        "description='runs')\n"
+        "    display(bar)\n"
+        "    def progress(done, all_):\n"
+        "        bar.max, bar.value = all_, done\n"
+        "    results = bench.matrix(cluster, f'{pool}/{image}', **matrix_params, "
+        "progress=progress)\n"
+        "    rb.note('benchmark matrix', False, f'{len(results)} runs on {pool}/{image} "
+        "(a measurement: nothing configured changed)', plan.lines[:3])\n"
+        "    display(results[['engine', 'io_type', 'io_size', 'queue_depth', 'iops', 'mib_s', "
+        "'lat_mean_us', 'lat_p99_us']].round(1))",
+        "## Save the results\n\nOne file per run, stamped, so a scheduled runbook builds a "
+        "history.",
+        "if not dry_run:\n"
+        "    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')\n"
+        "    saved = [bench.save(results, os.path.join(results_dir, f'bench-{stamp}.{ext}')) "
+        "for ext in ('csv', 'parquet')]\n"
+        "    rb.note('save results', False, ', '.join(saved))",
+        "## Throughput and IOPS against I/O size\n\nOne line per engine (and queue depth).",
+        "if not dry_run:\n"
+        "    for io_type in io_types:\n"
+        "        fig = bench.plot(results[results.io_type == io_type], x='io_size')\n"
+        "        fig.suptitle(io_type)\n"
+        "        fig.tight_layout()",
+        "## Against queue depth, and latency",
+        "if not dry_run and len(queue_depths) > 1:\n"
+        "    for io_type in io_types:\n"
+        "        fig = bench.plot(results[(results.io_type == io_type) & "
+        "(results.io_size == results.io_size.iloc[0])], x='queue_depth')\n"
+        "        fig.suptitle(f'{io_type}, {results.io_size.iloc[0]}')\n"
+        "        fig.tight_layout()",
+        "## rbdnb's native engine against `rbd bench`, same run\n\nThe native engine's IOPS "
+        "as a fraction of `rbd bench`'s for each case (1.0: as fast).",
+        "if not dry_run and 'rbd' in engines and len(engines) > 1:\n"
+        "    display(bench.ratios(results, 'rbd', 'iops'))",
+        "rb.summary()",
+    ])
+
 RUNBOOKS["99-teardown"] = nb(
     "99 — Teardown",
     "Removes what the other runbooks made: their VMs, libvirt pools and secrets, the users and "
     "the pools with all their images. Refuses unless `confirm` is set.",
     COMMON + '''confirm = False                      # set True to really remove everything below
-pools = ["rdb_1", "libvirt-pool", "golden-pool"]
+pools = ["rdb_1", "libvirt-pool", "golden-pool", "bench-pool"]
 users = ["libvirt", "golden"]
 vm_prefix = "rbdnb-"
 ''',

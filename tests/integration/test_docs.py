@@ -29,8 +29,11 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
               "02-libvirt-rbd.keyring_dir": str(tmp_path),
               "03-golden-image-clones.pool": f"dgold-{run}", "03-golden-image-clones.user": f"dg{run}",
               "03-golden-image-clones.vm_count": 4, "03-golden-image-clones.measure_count": 4,
+              "04-benchmark.pool": f"dbench-{run}", "04-benchmark.image_size": "256M",
+              "04-benchmark.io_sizes": ["4K"], "04-benchmark.queue_depths": [16],
+              "04-benchmark.total": "8M", "04-benchmark.results_dir": str(tmp_path / "bench"),
               "99-teardown.users": [f"dl{run}", f"dg{run}"],
-              "99-teardown.pools": ["rdb_1", "libvirt-pool", f"dgold-{run}"]}
+              "99-teardown.pools": ["rdb_1", "libvirt-pool", f"dgold-{run}", f"dbench-{run}"]}
     argv = [sys.executable, "-m", "rbdnb", "docs", "build", str(site), "--runbooks", str(RUNBOOKS)]
     for key, value in params.items():
         argv += ["-p", key, json.dumps(value) if isinstance(value, list) else str(value)]
@@ -40,7 +43,7 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
         shutil.rmtree(guest_dir, ignore_errors=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     names = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones",
-             "99-teardown"]
+             "04-benchmark", "99-teardown"]
     for name in names:
         assert (site / f"{name}.html").stat().st_size > 10_000
     keys = [line.split("=", 1)[1].strip() for p in sandbox.dir.glob("*.keyring")

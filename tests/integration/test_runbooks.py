@@ -35,7 +35,12 @@ def params(sandbox, tmp_path_factory):
                            "keyring_dir": str(tmp_path_factory.mktemp("keyrings"))},
         "03-golden-image-clones": {**base, "guest_dir": guest_dir, "pool": f"golden-{RUN}",
                                    "user": f"gold{RUN}", "vm_count": 6, "measure_count": 5},
-        "99-teardown": {**base, "pools": ["rdb_1", "libvirt-pool", f"golden-{RUN}"],
+        "04-benchmark": {**base, "pool": f"bench-{RUN}", "image_size": "256M",
+                         "io_types": ["randwrite", "randread"], "io_sizes": ["4K", "64K"],
+                         "queue_depths": [1, 16], "total": "8M",
+                         "results_dir": str(tmp_path_factory.mktemp("bench-results"))},
+        "99-teardown": {**base, "pools": ["rdb_1", "libvirt-pool", f"golden-{RUN}",
+                                          f"bench-{RUN}"],
                         "users": [f"lv{RUN}", f"gold{RUN}"], "vm_prefix": "rbdnb-"},
     }
     shutil.rmtree(guest_dir, ignore_errors=True)
@@ -59,7 +64,8 @@ def test_runbooks_are_committed_clean_and_match_their_source():
         assert nb["metadata"]["kernelspec"]["name"] == "rbdnb"
 
 
-ORDER = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones"]
+ORDER = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones",
+         "04-benchmark"]
 
 
 def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, sandbox, cli):
@@ -77,6 +83,10 @@ def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, 
     assert "ceph auth get-or-create" in html and "RBDNB-GUEST-READY" in html
     assert "<svg" in (first / "03-golden-image-clones.html").read_text() or \
         "image/png" in (first / "03-golden-image-clones.html").read_text()
+    bench_html = (first / "04-benchmark.html").read_text()
+    assert bench_html.count("image/png") >= 4 and "native / rbd" in bench_html
+    saved = sorted(os.listdir(params["04-benchmark"]["results_dir"]))
+    assert len(saved) == 4 and saved[0].endswith(".csv")  # two runs, CSV and Parquet each
     # The guide's objects exist, as the real CLIs see them.
     assert "os-data" in cli("rbd", "ls", "libvirt-pool", json_out=True)
     caps = cli("ceph", "auth", "get", f"client.lv{RUN}", json_out=True)[0]["caps"]
@@ -97,7 +107,7 @@ def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, 
     assert read_summary(first / "99-teardown.ipynb")["changed"] > 0
     assert read_summary(second / "99-teardown.ipynb")["changed"] == 0
     pools = cli("ceph", "osd", "pool", "ls", json_out=True)
-    assert not {"rdb_1", "libvirt-pool", f"golden-{RUN}"} & set(pools)
+    assert not {"rdb_1", "libvirt-pool", f"golden-{RUN}", f"bench-{RUN}"} & set(pools)
     domains = subprocess.run(["virsh", "-c", sandbox.libvirt_uri, "list", "--all", "--name"],
                              capture_output=True, text=True, timeout=60).stdout
     assert RUN not in domains
