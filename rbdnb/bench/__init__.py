@@ -429,16 +429,22 @@ def _run_fio(cluster: Cluster, spec: ImageSpec, case: _Case, image_size: int,
     return parse_fio(out)
 
 
-def validate(engines=("native",), io_types=("randwrite",), io_sizes=("4K",),
-             queue_depths=(16,), *, total=None, seconds=None, rw_mix_read: int = 50) -> int:
-    """Check a matrix's parameters without a cluster; return the number of runs."""
+def _cases(engines, io_types, io_sizes, queue_depths, total, seconds,
+           rw_mix_read) -> list[_Case]:
+    """Every combination, checked, engines innermost."""
     lists = {"engines": engines, "io_types": io_types, "io_sizes": io_sizes,
              "queue_depths": queue_depths}
     for name, values in lists.items():
         if isinstance(values, (str, int)) or not list(values):
             raise InvalidArgument(f"{name} {values!r} is not valid: expected a non-empty list")
-    return len([_case(e, t, s, q, total, seconds, rw_mix_read)
-                for t in io_types for s in io_sizes for q in queue_depths for e in engines])
+    return [_case(e, t, s, q, total, seconds, rw_mix_read)
+            for t in io_types for s in io_sizes for q in queue_depths for e in engines]
+
+
+def validate(engines=("native",), io_types=("randwrite",), io_sizes=("4K",),
+             queue_depths=(16,), *, total=None, seconds=None, rw_mix_read: int = 50) -> int:
+    """Check a matrix's parameters without a cluster; return the number of runs."""
+    return len(_cases(engines, io_types, io_sizes, queue_depths, total, seconds, rw_mix_read))
 
 
 def ratios(df, baseline: str = "rbd", metric: str = "iops"):
@@ -465,11 +471,8 @@ def matrix(cluster: Cluster, spec: str | ImageSpec, engines=("native",),
     """
     import pandas as pd
     spec = parse_spec(spec)
-    validate(engines, io_types, io_sizes, queue_depths, total=total, seconds=seconds,
-             rw_mix_read=rw_mix_read)
+    cases = _cases(engines, io_types, io_sizes, queue_depths, total, seconds, rw_mix_read)
     _check_int(repeat, "repeat", 1, 100)
-    cases = [_case(e, t, s, q, total, seconds, rw_mix_read)
-             for t in io_types for s in io_sizes for q in queue_depths for e in engines]
     cases = [c for _ in range(repeat) for c in cases]
     image_size = _image_size(cluster, spec)
     for case in cases:
