@@ -7,9 +7,13 @@ libvirt daemon is serving, and waits until the cluster is healthy. ``down()``
 stops exactly the processes ``up()`` started, recognised by pid *and* start time,
 and removes the state unless asked to keep it.
 
-libvirtd is one per machine. A sandbox that finds it running uses it and leaves
-it alone; one that starts it records that in ``/run/rbdnb/libvirtd.json``, and
-the last sandbox to go down stops it. Nothing else on the machine is touched.
+As root the sandbox uses the machine's libvirtd (``qemu:///system``); as any
+other user it runs unprivileged from the user's own directories and uses the
+user's libvirt session daemon (``qemu:///session``), where VMs run as the user.
+A sandbox that finds the daemon running uses it and leaves it alone; one that
+starts it records that in ``libvirtd.json`` under :func:`paths.runtime_dir`
+(``/run/rbdnb`` as root), and the last sandbox to go down stops it. Nothing
+else on the machine is touched.
 
 Layout of ``dir``::
 
@@ -35,7 +39,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import _proc
+from . import _proc, paths
 from .errors import (InvalidArgument, NotWritable, PortInUse, RbdnbError,
                      SandboxError, Timeout)
 from .units import format_size, parse_size
@@ -51,9 +55,6 @@ LEGACY_MON_PORT = 6789
 # blocks writes instead of failing them; these turn a hang into an error. The
 # OSD op timeout stays above osd_heartbeat_grace + osd_heartbeat_interval (26 s).
 CLIENT_TIMEOUT = 30
-SYSTEM_LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
-SYSTEM_VIRTLOGD_SOCKET = "/run/libvirt/virtlogd-sock"
-RUNTIME_DIR = Path(os.environ.get("RBDNB_RUNTIME_DIR", "/run/rbdnb"))
 _OWNED_STATE_ENTRIES = ("ceph.conf", "ceph.client.admin.keyring", "sandbox.json",
                         "mon", "osd", "mgr", "run", "log", "tmp", ".lock")
 
@@ -375,7 +376,7 @@ class Sandbox:
 
     @property
     def libvirt_uri(self) -> str:
-        return "qemu:///system" if os.geteuid() == 0 else "qemu:///session"
+        return paths.default_libvirt_uri()
 
     def env(self) -> dict[str, str]:
         """Environment variables that point the Ceph CLIs, virsh and rbdnb at this sandbox."""
@@ -423,7 +424,7 @@ class Sandbox:
         :class:`Timeout` or :class:`SandboxError`; on any failure every daemon this
         call started is stopped again.
         """
-        for tool in CEPH_TOOLS + (LIBVIRT_TOOLS if os.geteuid() == 0 else ()):
+        for tool in CEPH_TOOLS + LIBVIRT_TOOLS:
             _proc.which(tool)
         self._check_writable()
         with _locked(self.dir / ".lock"):
@@ -598,11 +599,7 @@ class Sandbox:
 
     # -- libvirt ---------------------------------------------------------------------------
     def _attach_libvirt(self, state: dict) -> None:
-        if os.geteuid() != 0:
-            # The session daemon is started on demand by libvirt itself for qemu:///session.
-            state["libvirt"] = {"uri": self.libvirt_uri, "owner": "session"}
-            return
-        owner = _use_system_libvirt(self.dir)
+        owner = _use_libvirt(self.dir, self.libvirt_uri)
         state["libvirt"] = {"uri": self.libvirt_uri, "owner": owner}
 
     # -- health ----------------------------------------------------------------------------
@@ -724,7 +721,7 @@ class Sandbox:
                 kill = not keep and ref.name.startswith("osd")
                 if ref.stop(timeout=0 if kill else (120 if keep else 15)):
                     stopped.append(ref.name)
-            if state.get("libvirt") and state["libvirt"].get("owner") != "session":
+            if state.get("libvirt"):
                 stopped += _release_libvirt(self.dir)
             if keep:
                 state["daemons"] = []
@@ -810,13 +807,20 @@ class Sandbox:
             self.dir.rmdir()  # only if nothing of the user's is left in it
 
 
-# -- the machine's libvirt daemon -------------------------------------------------------------
+# -- the libvirt daemons ------------------------------------------------------------------------
+# As root the sandbox uses the machine's libvirtd (qemu:///system); as anyone else, the user's
+# session daemon (qemu:///session). Either way, a daemon already serving is used and left alone;
+# one the sandbox starts is recorded in paths.runtime_dir()/libvirtd.json and stopped by the
+# last sandbox of that user (or of the machine) to go down. rbdnb starts the session daemon
+# itself, without libvirt's idle timeout, so that nothing is left running after `down`.
 _LIBVIRT_RECORD = "libvirtd.json"
 
 
 def libvirt_reachable(uri: str) -> bool:
-    if uri == "qemu:///system":
-        return unix_socket_answers(SYSTEM_LIBVIRT_SOCKET)
+    """Whether a daemon serves ``uri`` now. Checks the socket of qemu:///system and
+    qemu:///session, so that asking does not make libvirt autostart a session daemon."""
+    if uri in ("qemu:///system", "qemu:///session"):
+        return unix_socket_answers(paths.libvirt_daemons(uri).libvirtd_socket)
     try:
         proc = _proc.run(["virsh", "-c", uri, "version"], timeout=15, check=False)
     except RbdnbError:
@@ -826,40 +830,49 @@ def libvirt_reachable(uri: str) -> bool:
 
 def _read_record() -> dict:
     try:
-        return json.loads((RUNTIME_DIR / _LIBVIRT_RECORD).read_text())
+        return json.loads((paths.runtime_dir() / _LIBVIRT_RECORD).read_text())
     except (FileNotFoundError, ValueError):
         return {"processes": [], "users": []}
 
 
 def _write_record(record: dict) -> None:
-    RUNTIME_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = RUNTIME_DIR / (_LIBVIRT_RECORD + ".tmp")
+    runtime = paths.runtime_dir()
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = runtime / (_LIBVIRT_RECORD + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, RUNTIME_DIR / _LIBVIRT_RECORD)
+    os.replace(tmp, runtime / _LIBVIRT_RECORD)
 
 
-def _use_system_libvirt(sandbox_dir: Path) -> str:
-    """Make sure libvirtd serves qemu:///system; return who owns it ('rbdnb' or 'machine')."""
-    with _locked(RUNTIME_DIR / "libvirtd.lock"):
+def _use_libvirt(sandbox_dir: Path, uri: str) -> str:
+    """Make sure libvirtd serves ``uri``; return who owns it.
+
+    'rbdnb' if a sandbox started it, else 'machine' (qemu:///system) or 'session'
+    (a session daemon of this user that something else started).
+    """
+    daemons = paths.libvirt_daemons(uri)
+    with _locked(paths.runtime_dir() / "libvirtd.lock"):
         record = _read_record()
         ours = [_proc.ProcessRef.from_json(p) for p in record["processes"]]
         ours = [r for r in ours if r.alive()]
-        if unix_socket_answers(SYSTEM_LIBVIRT_SOCKET):
-            owner = "rbdnb" if any(r.name == "libvirtd" for r in ours) else "machine"
+        if unix_socket_answers(daemons.libvirtd_socket):
+            owner = "rbdnb" if any(r.name == "libvirtd" for r in ours) else (
+                "machine" if uri == "qemu:///system" else "session")
         else:
             owner = "rbdnb"
-            if not unix_socket_answers(SYSTEM_VIRTLOGD_SOCKET):
-                ours.append(_start_libvirt_daemon("virtlogd", SYSTEM_VIRTLOGD_SOCKET,
-                                                  "/run/virtlogd.pid"))
-            ours.append(_start_libvirt_daemon("libvirtd", SYSTEM_LIBVIRT_SOCKET,
-                                              "/run/libvirtd.pid"))
+            if not unix_socket_answers(daemons.virtlogd_socket):
+                ours.append(_start_libvirt_daemon("virtlogd", daemons.virtlogd_socket,
+                                                  daemons.virtlogd_pidfile, daemons.logs))
+            ours.append(_start_libvirt_daemon("libvirtd", daemons.libvirtd_socket,
+                                              daemons.libvirtd_pidfile, daemons.logs))
         users = {u for u in record["users"] if u != str(sandbox_dir)}
         users.add(str(sandbox_dir))
         _write_record({"processes": [r.to_json() for r in ours], "users": sorted(users)})
         return owner
 
 
-def _start_libvirt_daemon(name: str, sock: str, pidfile: str) -> _proc.ProcessRef:
+def _start_libvirt_daemon(name: str, sock: str, pidfile: str, logs: str) -> _proc.ProcessRef:
+    # Started without --timeout: a session daemon would otherwise exit when idle, and the
+    # client library would start another one on the next connection.
     _proc.run([name, "-d"], timeout=30, what=f"starting {name}")
     # libvirtd autostarts its storage pools before it serves: one whose cluster is gone
     # can hold it up for a while.
@@ -870,7 +883,7 @@ def _start_libvirt_daemon(name: str, sock: str, pidfile: str) -> _proc.ProcessRe
             if pid and (ref := _proc.ProcessRef.of(name, pid)):
                 return ref
         time.sleep(0.05)
-    raise SandboxError(f"{name} did not start serving {sock}; see /var/log/libvirt/")
+    raise SandboxError(f"{name} did not start serving {sock}; see {logs}")
 
 
 def _sandbox_alive(directory: str) -> bool:
@@ -883,10 +896,9 @@ def _sandbox_alive(directory: str) -> bool:
 
 
 def _release_libvirt(sandbox_dir: Path) -> list[str]:
-    """Drop this sandbox from libvirtd's users; stop it if rbdnb started it and none are left."""
-    if os.geteuid() != 0:
-        return []
-    with _locked(RUNTIME_DIR / "libvirtd.lock"):
+    """Drop this sandbox from the libvirt daemons' users; stop them if rbdnb started them
+    and no running sandbox is left."""
+    with _locked(paths.runtime_dir() / "libvirtd.lock"):
         record = _read_record()
         users = [u for u in record["users"] if u != str(sandbox_dir) and _sandbox_alive(u)]
         stopped = []

@@ -27,6 +27,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from . import paths
 from .cluster import Cluster
 from .errors import (Conflict, Exists, InvalidArgument, NotFound, RbdnbError, Timeout)
 from .guest import GuestBoot
@@ -122,10 +123,15 @@ def check_domain_name(name: object) -> str:
 
 
 # -- connection -------------------------------------------------------------------------------
+# What an unprivileged user's libvirt (qemu:///session) cannot do; the runbooks need none of it.
+SESSION_LIMITS = ("skipped as unprivileged (qemu:///session): VMs run as this user with no "
+                  "libvirt networks, bridges or host devices (those need qemu:///system); "
+                  "nothing in the runbooks uses them")
+
+
 def default_uri() -> str:
     """The sandbox's libvirt URI: $LIBVIRT_DEFAULT_URI, else system as root, session otherwise."""
-    return os.environ.get("LIBVIRT_DEFAULT_URI") or (
-        "qemu:///system" if os.geteuid() == 0 else "qemu:///session")
+    return os.environ.get("LIBVIRT_DEFAULT_URI") or paths.default_libvirt_uri()
 
 
 _EVENT_LOOP: list = []
@@ -160,8 +166,10 @@ def connect_libvirt(uri: str | None = None, *, keepalive: int = 5):
     uri = uri or default_uri()
     check_xml_value(uri, "libvirt URI")
     if uri == "qemu:///system":
-        from .sandbox import SYSTEM_LIBVIRT_SOCKET, unix_socket_answers
-        if not unix_socket_answers(SYSTEM_LIBVIRT_SOCKET):
+        # The system daemon is never started on demand: without it, say so at once. (The
+        # session daemon is: libvirt's client starts one for qemu:///session.)
+        from .sandbox import unix_socket_answers
+        if not unix_socket_answers(paths.libvirt_daemons(uri).libvirtd_socket):
             raise Timeout(f"libvirtd is not serving {uri}: start it (rbdnb sandbox up)")
     with _translated(f"libvirt {uri}"):
         conn = libvirt.open(uri)

@@ -18,11 +18,11 @@ COMMON = '''# Parameters (papermill -p NAME VALUE). The defaults run against the
 conf = None          # a cluster's ceph.conf; None: the running sandbox
 client = "admin"     # the cephx client that runs these steps
 keyring = None       # its keyring; None: the one the conf names
-libvirt_uri = None   # None: the sandbox's (qemu:///system as root)
+libvirt_uri = None   # None: the sandbox's (qemu:///system as root, qemu:///session otherwise)
 dry_run = False      # show each step's commands and change nothing
 '''
 
-GUEST = '''guest_dir = "/var/lib/rbdnb/guest"   # where the offline guest is built (QEMU must read it)
+GUEST = '''guest_dir = None                      # where the offline guest is built; None: rbdnb's data dir
 source_image = None                  # a qcow2/raw VM image; None: build the offline guest
 '''
 
@@ -68,7 +68,9 @@ RUNBOOKS["00-preflight"] = nb(
         "rb.note('libvirt', False, f'{conn.getURI()}: libvirt {conn.getLibVersion()}, '\n"
         "        f'hypervisor {conn.getType()} {conn.getVersion()}; guests run with '\n"
         "        f\"{'KVM' if kvm else 'TCG (software emulation: KVM does not work here)'}\","
-        " ['virsh version'])",
+        " ['virsh version'])\n"
+        "if conn.getURI() == 'qemu:///session':\n"
+        "    rb.note('libvirt session mode', False, virt.SESSION_LIMITS)",
         "rb.summary()",
     ])
 
@@ -85,13 +87,14 @@ grown_size = "10G"
 imported = "vm-image"
 ''',
     [
-        "import rbdnb\nfrom rbdnb import guest, qemu\nfrom rbdnb.runbook import begin\n"
+        "import rbdnb\nfrom rbdnb import guest, paths, qemu\nfrom rbdnb.runbook import begin\n"
         "rb, cluster = begin('01-qemu-rbd', dry_run=dry_run, conf=conf, client=client, "
         "keyring=keyring,\n"
         "                    pools=[('pool', pool)], images=[('image', f'{pool}/{image}'), "
         "('imported', f'{pool}/{imported}')],\n"
         "                    sizes=[('size', size), ('grown_size', grown_size)], "
-        "paths=[('source_image', source_image)])",
+        "paths=[('source_image', source_image)])\n"
+        "guest_dir = guest_dir or str(paths.guest_dir())",
         "## A pool for the images\n\n`ceph osd pool create` and `rbd pool init`.",
         "rb.step(rbdnb.create_pool(cluster, pool, exist_ok=True, dry_run=dry_run))",
         "## qemu-img create, resize, info on rbd:\n\n"
@@ -115,7 +118,6 @@ imported = "vm-image"
         "`source_image` to import your own. `qemu-img convert -f qcow2 -O raw ... rbd:...`",
         "import os\n"
         "if source_image is None:\n"
-        "    os.makedirs(guest_dir, mode=0o755, exist_ok=True)\n"
         "    boot = guest.build(os.path.join(guest_dir, 'guest.qcow2'))\n"
         "    source = boot.image\n"
         "else:\n"
@@ -141,7 +143,7 @@ RUNBOOKS["02-libvirt-rbd"] = nb(
 pg_num = 32                          # the guide uses 128 on a real cluster
 libvirt_pool = "ceph-libvirt-pool"
 user = "libvirt"                     # client.libvirt
-keyring_dir = "/var/lib/rbdnb"       # where client.libvirt's keyring is written (0600)
+keyring_dir = None                   # where client.libvirt's keyring goes (0600); None: rbdnb's data dir
 vm = "rbdnb-guide-vm"
 edited_vm = "rbdnb-guide-edited"
 os_data = "os-data"
@@ -149,7 +151,7 @@ os_data_size = "10G"
 boot_timeout = 120
 ''',
     [
-        "import os, time\nimport rbdnb\nfrom rbdnb import guest, virt\n"
+        "import os, time\nimport rbdnb\nfrom rbdnb import guest, paths, virt\n"
         "from rbdnb.runbook import begin\n"
         "rb, cluster = begin('02-libvirt-rbd', dry_run=dry_run, conf=conf, client=client, "
         "keyring=keyring,\n"
@@ -159,6 +161,7 @@ boot_timeout = 120
         " ('edited_vm', f'{pool}/{edited_vm}')],\n"
         "                    sizes=[('os_data_size', os_data_size)], "
         "paths=[('source_image', source_image)])\n"
+        "guest_dir = guest_dir or str(paths.guest_dir())\n"
         "conn = virt.connect_libvirt(libvirt_uri)",
         "## On a monitor node: the pool and the user\n\n"
         "`ceph osd pool create libvirt-pool 128 128`, `rbd pool init libvirt-pool`, "
@@ -169,7 +172,8 @@ boot_timeout = 120
         md("`ceph auth get-or-create client.libvirt` with today's least-privilege caps "
         "(`profile rbd`, on this pool only), and its keyring file (mode 0600)."),
         "rb.step(rbdnb.create_user(cluster, user, [pool], exist_ok=True, dry_run=dry_run))\n"
-        "os.makedirs(keyring_dir, exist_ok=True)\n"
+        "keyring_dir = keyring_dir or str(paths.data_dir())\n"
+        "os.makedirs(keyring_dir, mode=0o700, exist_ok=True)\n"
         "rb.step(rbdnb.write_keyring(cluster, user, os.path.join(keyring_dir, "
         "f'ceph.client.{user}.keyring'), dry_run=dry_run))",
         "## On the libvirt host: the secret and the storage pool\n\n"
@@ -187,7 +191,6 @@ boot_timeout = 120
         "The guide runs `virt-install --disk pool=ceph-libvirt-pool`; here the VM's disk is a "
         "copy-on-write clone of the imported guest, made in the pool.",
         "if source_image is None:\n"
-        "    os.makedirs(guest_dir, mode=0o755, exist_ok=True)\n"
         "    boot = guest.build(os.path.join(guest_dir, 'guest.qcow2'))\n"
         "else:\n"
         "    boot = None\n"
@@ -274,7 +277,7 @@ measure_count = 20
 boot_timeout = 120
 ''',
     [
-        "import os, time\nimport pandas as pd\nimport rbdnb\nfrom rbdnb import guest, virt\n"
+        "import os, time\nimport pandas as pd\nimport rbdnb\nfrom rbdnb import guest, paths, virt\n"
         "from rbdnb.runbook import begin\n"
         "rb, cluster = begin('03-golden-image-clones', dry_run=dry_run, conf=conf, client=client,"
         " keyring=keyring,\n"
@@ -282,11 +285,11 @@ boot_timeout = 120
         "f'{pool}/{golden}@{snapshot}')],\n"
         "                    counts=[('vm_count', vm_count), ('measure_count', measure_count)],"
         " paths=[('source_image', source_image)])\n"
+        "guest_dir = guest_dir or str(paths.guest_dir())\n"
         "conn = virt.connect_libvirt(libvirt_uri)",
         "## The golden image and its snapshot",
         "rb.step(rbdnb.create_pool(cluster, pool, exist_ok=True, dry_run=dry_run))\n"
         "if source_image is None:\n"
-        "    os.makedirs(guest_dir, mode=0o755, exist_ok=True)\n"
         "    boot = guest.build(os.path.join(guest_dir, 'guest.qcow2'))\n"
         "else:\n"
         "    boot = None\n"

@@ -49,12 +49,13 @@ if ! .venv/bin/python -c 'import rados, rbd, libvirt' 2>/dev/null; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 
-# 3. rbdnb and its Python dependencies, again only when pyproject.toml changed.
+# 3. rbdnb and its Python dependencies at the versions pinned in binder/requirements.txt (what
+#    Binder installs too), again only when pyproject.toml or the pins changed.
 stamp=.venv/.rbdnb-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml binder/requirements.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/rbdnb --help >/dev/null 2>&1; then
   say "installing rbdnb into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  .venv/bin/pip install -q --disable-pip-version-check -c binder/requirements.txt -e '.[test]'
   echo "$want" > "$stamp"
 else
   say "rbdnb: installed in .venv"
