@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 an rbdnb error (one line on stderr), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -67,6 +68,13 @@ def _kernel_parser(sub) -> None:
     install.add_argument("--user", action="store_true", help="for this user instead")
 
 
+def _lab_parser(sub) -> None:
+    lab = sub.add_parser("lab", help="rbdnb's JupyterLab extension and server extension")
+    lsub = lab.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lsub.add_parser("install", help="link the built frontend into this environment and enable "
+                                    "the server extension (scripts/build-frontend.sh builds it)")
+
+
 def _run_parser(sub) -> None:
     run = sub.add_parser("run", help="execute a runbook with papermill (unattended)",
                          description="Execute a runbook on the rbdnb kernel. Exit codes: 0 ok, "
@@ -74,8 +82,12 @@ def _run_parser(sub) -> None:
     run.add_argument("notebook")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"))
+    run.add_argument("--parameters", metavar="FILE.json",
+                     help="parameters as a JSON object (values keep their JSON types); "
+                          "-p pairs override them")
     run.add_argument("--output", "-o", help="executed notebook (default runs/NAME.ipynb)")
     run.add_argument("--html", help="also render HTML here")
+    run.add_argument("--json", action="store_true", help="print the outcome as JSON")
     docs = sub.add_parser("docs", help="HTML documentation from executed runbooks")
     dsub = docs.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = dsub.add_parser("build", help="execute every runbook and write a static site")
@@ -171,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sandbox_parser(sub)
     _guest_parser(sub)
     _kernel_parser(sub)
+    _lab_parser(sub)
     _run_parser(sub)
     _bench_parser(sub)
     return parser
@@ -245,9 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return _cmd_bench(args)
         if args.command == "run":
-            from .run import convert_value, run_runbook
-            params = {k: convert_value(v) for k, v in args.parameter}
+            from .run import convert_value, read_parameters_file, run_runbook
+            params = read_parameters_file(args.parameters) if args.parameters else {}
+            params.update({k: convert_value(v) for k, v in args.parameter})
             o = run_runbook(args.notebook, params, output=args.output, html_out=args.html)
+            if args.json:
+                print(json.dumps(dataclasses.asdict(o), indent=2))
+                return o.exit_code
             s = o.summary
             print(f"{o.notebook}: {o.status}" + (f" ({o.message})" if o.message else "")
                   + (f"; {s.get('changed')} of {s.get('steps')} steps changed something"
@@ -264,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{os.path.basename(o.notebook)}: {o.status}")
             print(f"site: {os.path.join(args.outdir, 'index.html')}")
             return 0 if all(o.exit_code == 0 for o in outcomes) else 4
+        if args.command == "lab":
+            from .labext import install as lab_install
+            changes = lab_install()
+            print("\n".join(changes) if changes else "JupyterLab extension: unchanged")
+            return 0
         if args.command == "kernel":
             from .kernelspec import install
             print(f"kernel 'Python 3 (rbdnb)' in {install(user=args.user)}")

@@ -9,6 +9,7 @@ parameters from an unreachable cluster (exit codes 4, 2 and 3).
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import html
 import json
@@ -59,13 +60,57 @@ def convert_value(text: str):
     return text
 
 
+def read_parameters_file(path: str | os.PathLike) -> dict:
+    """Parameters from a JSON file holding one object (``rbdnb run --parameters``)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InvalidArgument(f"parameters file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidArgument(f"parameters file {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"parameters file {path} must hold a JSON object")
+    return data
+
+
+def runbook_info(path: str | os.PathLike) -> dict:
+    """A runbook's name, title, description (its first Markdown cell) and parameters."""
+    nb = json.loads(Path(path).read_text())
+    first = next(("".join(c["source"]) for c in nb.get("cells", [])
+                  if c.get("cell_type") == "markdown"), "")
+    lines = first.strip().splitlines()
+    title = lines[0].lstrip("# ").strip() if lines else Path(path).stem
+    description = "\n".join(lines[1:]).strip()
+    params = [{"name": name, **p} for name, p in runbook_parameters(path).items()]
+    return {"name": Path(path).stem, "title": title, "description": description,
+            "parameters": params}
+
+
+def _literal(text: str):
+    """A parameter's default as a Python value, or the text itself if it is an expression."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict",
+          type(None): "None"}
+
+
 def runbook_parameters(path: str | os.PathLike) -> dict:
-    """The parameters a runbook declares: name -> {default, type, help}."""
+    """The parameters a runbook declares: name -> {default (source text), value, type, help}.
+
+    ``type`` is that of the default value: bool, int, float, str, list, dict, or None
+    (nullable: the help says what None means).
+    """
     import papermill
     found = papermill.inspect_notebook(str(path))
     out = {}
     for name, p in found.items():
-        out[name] = {"default": p["default"], "type": p["inferred_type_name"], "help": p["help"]}
+        value = _literal(p["default"])
+        out[name] = {"default": p["default"], "value": value,
+                     "type": _TYPES.get(type(value), "str"), "help": p["help"]}
     return out
 
 
@@ -76,12 +121,7 @@ def check_parameters(path, given: dict) -> dict:
         if name not in declared:
             raise InvalidArgument(f"unknown parameter {name!r} for {Path(path).name}: one of "
                                   f"{', '.join(declared)}")
-        default = declared[name]["default"]
-        try:
-            default_value = json.loads(default.replace("True", "true").replace("False", "false")
-                                       .replace("None", "null").replace("'", '"'))
-        except ValueError:
-            continue
+        default_value = declared[name]["value"]
         if default_value is None or value is None:
             continue
         want = type(default_value)
@@ -90,7 +130,7 @@ def check_parameters(path, given: dict) -> dict:
             ok = False
         if not ok:
             raise InvalidArgument(f"parameter {name}={value!r}: expected "
-                                  f"{want.__name__} like its default {default}")
+                                  f"{want.__name__} like its default {declared[name]['default']}")
     return declared
 
 

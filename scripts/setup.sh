@@ -64,9 +64,22 @@ fi
 # 4. The Jupyter kernel "Python 3 (rbdnb)", which pre-loads the extension.
 .venv/bin/rbdnb kernel install >/dev/null
 
+# 5. The JupyterLab extension (launcher cards, runs panel, status bar) and its server side,
+#    built from extensions/jupyterlab with Node.js and the npm registry.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: node and npm are missing and installing them needs root (Debian: nodejs npm)" >&2
+    exit 1
+  fi
+  say "installing Node.js and npm from Debian"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+fi
+scripts/build-frontend.sh .venv/bin
+
 [ "$run_main" = 1 ] || exit 0
 
-# 5. The sandbox, then the main job: the guide's section 2 as a runbook (pool, least-privilege
+# 6. The sandbox, then the main job: the guide's section 2 as a runbook (pool, least-privilege
 #    user, libvirt secret and rbd pool, a VM booted from RBD), executed with papermill.
 #    A second run reports that nothing changed.
 .venv/bin/rbdnb sandbox up

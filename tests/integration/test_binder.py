@@ -34,6 +34,10 @@ ROOT = Path(__file__).resolve().parents[2]
 USER = "rbdnb-binder"
 RUNBOOKS = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones"]
 ENV_DIR = ".binder-env"  # repo2docker's is /srv/conda/envs/notebook
+NETWORK_ENV = {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+               "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+               "PIP_CERT", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS",
+               "PIP_DEFAULT_TIMEOUT", "npm_config_registry", "npm_config_cafile"}
 
 
 def processes_of(uid: int) -> list[tuple[int, str]]:
@@ -84,7 +88,9 @@ class BinderUser:
         self.uid, self.gid, self.home = entry.pw_uid, entry.pw_gid, Path(entry.pw_dir)
         self.env = {"HOME": str(self.home), "USER": USER, "LOGNAME": USER, "SHELL": "/bin/bash",
                     "LANG": "C.UTF-8", "PATH": f"{self.home}/{ENV_DIR}/bin:/usr/local/bin:"
-                                              "/usr/bin:/bin"}
+                                              "/usr/bin:/bin",
+                    # The build's network settings (proxy, CA bundle), as a Binder build has.
+                    **{k: v for k, v in os.environ.items() if k in NETWORK_ENV}}
         self.ceph = {"CEPH_CONF": f"{self.home}/.local/state/rbdnb/sandbox/ceph.conf"}
 
     def popen(self, argv, **kw):
@@ -161,6 +167,12 @@ def test_postbuild_links_debians_bindings_and_installs_the_kernel(binder):
               if "==" in line]
     assert pinned and all(frozen.get(p.split("==")[0]) == p.split("==")[1] for p in pinned)
     assert binder.run("pip", "check").returncode == 0
+    # The JupyterLab side: the prebuilt extension linked in, the server extension enabled.
+    assert "frontend: linked" in binder.post_build.stdout, binder.post_build.stdout
+    labext = binder.run("jupyter", "labextension", "list")
+    assert re.search(r"@rbdnb/jupyterlab v\S+ .*enabled.*OK", labext.stdout + labext.stderr)
+    server = binder.run("jupyter", "server", "extension", "list")
+    assert re.search(r"rbdnb\.server .*enabled", server.stdout + server.stderr)
 
 
 def _free_port() -> int:
@@ -204,6 +216,13 @@ def test_start_opens_jupyterlab_with_the_sandbox_running(binder):
             assert "rbdnb" in json.load(r)["kernelspecs"]
         with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=10) as r:
             assert r.status == 200 and b"JupyterLab" in r.read()
+        # rbdnb's server extension answers there, with the user's cluster.
+        with urllib.request.urlopen(f"{base}/rbdnb/api/status?token={token}", timeout=30) as r:
+            lab_status = json.load(r)
+        assert lab_status["health"] == "HEALTH_OK" and lab_status["fsid"] == status["fsid"]
+        assert lab_status["libvirt_uri"] == "qemu:///session" and lab_status["libvirt_reachable"]
+        with urllib.request.urlopen(f"{base}/rbdnb/api/runbooks?token={token}", timeout=30) as r:
+            assert [b["name"] for b in json.load(r)][:4] == RUNBOOKS
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(f"{base}/api/kernelspecs", timeout=10)
         assert denied.value.code == 403

@@ -1,13 +1,18 @@
 """A real browser: JupyterLab on loopback, headless Chromium (Debian's) driven by Playwright.
 
 Opens a notebook on the rbdnb kernel, runs `%rbd ls`, renders the clone form, clicks
-Run, and checks the page and the cluster. Screenshots go to tests/artifacts/.
+Run, and checks the page and the cluster. Then rbdnb's JupyterLab extension: the
+Runbooks cards in the Launcher, the cluster health in the status bar, a runbook run
+from its dialog to the end, and the run's HTML and notebook opened from the runs panel.
+Screenshots go to tests/artifacts/.
 """
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +25,7 @@ from rbdnb.sandbox import pick_free_port
 from tests.conftest import require_services
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 CHROMIUM = "/usr/bin/chromium"
 POOL = "br-pool"
 
@@ -125,3 +131,74 @@ def test_notebook_magics_and_clone_form_in_jupyterlab(lab, sandbox, cluster, cli
     kids = sorted(k["image"] for k in cli("rbd", "children", f"{POOL}/br-img@base", json_out=True))
     assert kids == [f"web-{i:02d}" for i in range(1, 11)]
     assert (ARTIFACTS / "browser-clone-done.png").stat().st_size > 10_000
+
+
+def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
+    """The Runbooks section of the Launcher, the status bar, a run from the dialog, its links."""
+    from playwright.sync_api import sync_playwright
+    runbooks = sorted(p.stem for p in RUNBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    pool = f"ui-{secrets.token_hex(3)}"
+    guest_dir = tempfile.mkdtemp(prefix="rbdnb-it-ui-", dir="/var/tmp")
+    os.chmod(guest_dir, 0o755)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                # A workspace of its own, reset: the default layout, with a Launcher.
+                page.goto(f"{lab['base']}/lab/workspaces/rbdnb-ui?reset&token={lab['token']}")
+                section = page.locator(".jp-Launcher-section", has=page.locator(
+                    ".jp-Launcher-sectionTitle", has_text="Runbooks"))
+                section.wait_for(timeout=60_000)
+                cards = section.locator(".jp-LauncherCard")
+                titles = [cards.nth(i).inner_text().replace("\n", " ")
+                          for i in range(cards.count())]
+                assert [t[:2] for t in titles] == [r[:2] for r in runbooks], titles
+                assert "01 — QEMU and RBD" in titles[1], titles
+                # The status bar shows the sandbox's health, in colour.
+                status = page.locator(".rbdnb-Status[data-level='ok']")
+                status.wait_for(timeout=60_000)
+                text = status.inner_text()
+                assert "HEALTH_OK" in text and ("TCG" in text or "KVM" in text), text
+                assert cli("ceph", "health").stdout.strip() == "HEALTH_OK"
+                page.screenshot(path=str(ARTIFACTS / "lab-launcher.png"))
+                # A card opens the runbook's form; Run goes through the server.
+                cards.nth(1).click()
+                page.locator(".rbdnb-RunbookForm").wait_for(timeout=30_000)
+                assert page.locator(".rbdnb-RunbookForm input[name='pool']").input_value() \
+                    == "rdb_1"
+                page.fill(".rbdnb-RunbookForm input[name='pool']", pool)
+                page.fill(".rbdnb-RunbookForm input[name='guest_dir']", guest_dir)
+                page.screenshot(path=str(ARTIFACTS / "lab-dialog.png"))
+                page.get_by_role("button", name="Run", exact=True).click()
+                run = page.locator(".rbdnb-Run", has_text="01-qemu-rbd")
+                run.wait_for(timeout=30_000)
+                page.locator(".rbdnb-Run[data-state='ok']").wait_for(timeout=300_000)
+                page.screenshot(path=str(ARTIFACTS / "lab-runs-panel.png"))
+                assert "steps changed something" in run.inner_text()
+                # Its HTML opens in a new tab, its notebook in JupyterLab.
+                with page.context.expect_page() as opened:
+                    run.locator(".rbdnb-Run-html").click()
+                html = opened.value
+                html.wait_for_load_state()
+                assert "QEMU and RBD" in html.inner_text("body")
+                html.screenshot(path=str(ARTIFACTS / "lab-run-html.png"))
+                html.close()
+                run.locator(".rbdnb-Run-notebook").click()
+                page.locator(".jp-NotebookPanel .jp-Notebook", has_text=pool).wait_for(
+                    timeout=60_000)
+                page.locator(".lm-TabBar-tabLabel", has_text="01-qemu-rbd.ipynb").wait_for(
+                    timeout=30_000)
+                page.screenshot(path=str(ARTIFACTS / "lab-run-notebook.png"))
+            finally:
+                browser.close()
+        assert sorted(cli("rbd", "ls", pool, json_out=True)) == ["image3", "vm-image"]
+        runs = list((lab["root"] / "runs" / "lab").iterdir())
+        assert len(runs) == 1 and (runs[0] / "01-qemu-rbd.html").is_file()
+    finally:
+        rbdnb.delete_pool(cluster, pool, confirm=True, missing_ok=True)
+        shutil.rmtree(guest_dir, ignore_errors=True)

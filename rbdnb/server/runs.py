@@ -1,0 +1,192 @@
+"""Runbook runs started from JupyterLab, kept on disk so they outlive a page or a server.
+
+Each run is a directory ``RUNS/ID`` holding ``run.json`` (what was asked, the
+process), ``parameters.json``, the executed notebook (papermill saves it after
+every cell: that is the progress), its HTML, ``outcome.json`` (written by
+``rbdnb run --json`` when it ends) and ``run.log``. A run's state is read from
+those files, so a reloaded page, or a restarted server, sees the same runs.
+
+A run is a ``python -m rbdnb run`` process: the same code path as the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from .. import _proc
+from ..errors import InvalidArgument, NotFound
+from ..run import check_parameters, runbook_info
+
+RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,64}-[0-9a-f]{6}$")
+RUNBOOK_NAME = re.compile(r"^[0-9]{2}-[a-z0-9-]{1,64}$")
+STATES = ("running", "ok", "bad parameters", "cluster unreachable", "step failed", "lost")
+
+
+class Runbooks:
+    """The runbooks in one directory, by name (``02-libvirt-rbd``)."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob("[0-9][0-9]-*.ipynb")
+                      if RUNBOOK_NAME.match(p.stem))
+
+    def path(self, name: object) -> Path:
+        if not isinstance(name, str) or name not in self.names():
+            raise NotFound(f"runbook {name!r} does not exist: one of {', '.join(self.names())}")
+        return self.dir / f"{name}.ipynb"
+
+    def info(self, name: str) -> dict:
+        return runbook_info(self.path(name))
+
+    def all(self) -> list[dict]:
+        return [self.info(n) for n in self.names()]
+
+    def check(self, name: object, parameters: object) -> Path:
+        """The runbook's path, once the parameters fit it; else InvalidArgument/NotFound."""
+        path = self.path(name)
+        if not isinstance(parameters, dict):
+            raise InvalidArgument("parameters must be a JSON object of name: value")
+        check_parameters(path, parameters)
+        return path
+
+
+def _progress(notebook: Path) -> dict:
+    """Cells done, of all code cells, from the metadata papermill saves after each cell."""
+    try:
+        nb = json.loads(notebook.read_text())
+    except (OSError, ValueError):
+        return {"done": 0, "total": 0, "current": None}
+    cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    status = [c.get("metadata", {}).get("papermill", {}).get("status") for c in cells]
+    current = next((i for i, s in enumerate(status) if s == "running"), None)
+    return {"done": status.count("completed"), "total": len(cells), "current": current}
+
+
+class RunStore:
+    """Starts runs and reports them; ``root`` is the Jupyter root the links are relative to."""
+
+    def __init__(self, runs_dir: str | os.PathLike, runbooks: Runbooks,
+                 root: str | os.PathLike, env: dict[str, str] | None = None,
+                 defaults: dict | None = None):
+        self.dir = Path(runs_dir)
+        self.runbooks = runbooks
+        self.root = Path(root)
+        self.env = env
+        # Parameters the server is configured with (conf, libvirt_uri): given to every
+        # runbook that declares them, unless the form sets them.
+        self.defaults = {k: v for k, v in (defaults or {}).items() if v}
+        self._children: dict[str, subprocess.Popen] = {}
+
+    def _with_defaults(self, runbook: object, parameters: object):
+        if not isinstance(parameters, dict):
+            return parameters
+        declared = {p["name"] for p in self.runbooks.info(runbook)["parameters"]}
+        return {**{k: v for k, v in self.defaults.items() if k in declared}, **parameters}
+
+    def start(self, runbook: object, parameters: object) -> dict:
+        """Check, then start a run in the background; returns its record (with ``id``)."""
+        parameters = self._with_defaults(runbook, parameters)
+        path = self.runbooks.check(runbook, parameters)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id = f"{stamp}-{runbook}-{secrets.token_hex(3)}"
+        rundir = self.dir / run_id
+        rundir.mkdir(parents=True, mode=0o700)
+        (rundir / "parameters.json").write_text(json.dumps(parameters, indent=2) + "\n")
+        argv = [sys.executable, "-m", "rbdnb", "run", str(path),
+                "--parameters", str(rundir / "parameters.json"),
+                "-o", str(rundir / f"{runbook}.ipynb"), "--html", str(rundir / f"{runbook}.html"),
+                "--json"]
+        with open(rundir / "outcome.json.part", "wb") as out, open(rundir / "run.log", "wb") as log:
+            child = subprocess.Popen(argv, stdout=out, stderr=log, stdin=subprocess.DEVNULL,
+                                     cwd=str(path.parent), env=self.env, start_new_session=True)
+        self._children[run_id] = child
+        ref = _proc.ProcessRef.of("rbdnb run", child.pid)
+        record = {"id": run_id, "runbook": runbook, "parameters": parameters,
+                  "started": dt.datetime.now().isoformat(timespec="seconds"),
+                  "process": ref.to_json() if ref else None}
+        (rundir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+        return self.get(run_id)
+
+    def reap(self) -> None:
+        """Collect finished children (no zombies), and publish their outcome."""
+        for run_id, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[run_id]
+                part = self.dir / run_id / "outcome.json.part"
+                if part.exists():
+                    os.replace(part, self.dir / run_id / "outcome.json")
+
+    def _link(self, path: Path) -> str | None:
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return None
+
+    def get(self, run_id: object) -> dict:
+        if not isinstance(run_id, str) or not RUN_ID.match(run_id) or \
+                not (self.dir / run_id / "run.json").is_file():
+            raise NotFound(f"run {run_id!r} does not exist")
+        self.reap()
+        rundir = self.dir / run_id
+        record = json.loads((rundir / "run.json").read_text())
+        notebook = rundir / f"{record['runbook']}.ipynb"
+        html = rundir / f"{record['runbook']}.html"
+        outcome = None
+        try:
+            outcome = json.loads((rundir / "outcome.json").read_text())
+        except (OSError, ValueError):
+            part = rundir / "outcome.json.part"
+            ref = _proc.ProcessRef.from_json(record["process"]) if record.get("process") else None
+            if part.exists() and (ref is None or not ref.alive()):
+                try:  # finished while no server watched it
+                    outcome = json.loads(part.read_text())
+                    os.replace(part, rundir / "outcome.json")
+                except (OSError, ValueError):
+                    outcome = None
+        if outcome is not None:
+            state, message = outcome["status"], outcome.get("message", "")
+            summary, seconds = outcome.get("summary", {}), outcome.get("seconds")
+        else:
+            ref = _proc.ProcessRef.from_json(record["process"]) if record.get("process") else None
+            alive = run_id in self._children or (ref is not None and ref.alive())
+            state = "running" if alive else "lost"
+            message = "" if alive else "the run's process ended without an outcome; see run.log"
+            summary, seconds = {}, None
+        return {**record, "state": state, "message": message, "summary": summary,
+                "seconds": seconds, "progress": _progress(notebook),
+                "notebook": self._link(notebook) if notebook.exists() else None,
+                "html": self._link(html) if html.exists() else None,
+                "log": self._link(rundir / "run.log")}
+
+    def all(self) -> list[dict]:
+        if not self.dir.is_dir():
+            return []
+        ids = sorted((p.name for p in self.dir.iterdir() if RUN_ID.match(p.name)
+                      and (p / "run.json").is_file()), reverse=True)
+        return [self.get(i) for i in ids]
+
+    def copy(self, runbook: object, parameters: object) -> str:
+        """A new notebook: the runbook with these parameters filled in; its path under root."""
+        import nbformat
+        from papermill.iorw import load_notebook_node
+        from papermill.parameterize import parameterize_notebook
+        parameters = self._with_defaults(runbook, parameters)
+        path = self.runbooks.check(runbook, parameters)
+        nb = parameterize_notebook(load_notebook_node(str(path)), parameters)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = self.dir.parent / "copies" / f"{runbook}-{stamp}.ipynb"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(out))
+        link = self._link(out)
+        if link is None:
+            raise InvalidArgument(f"{out} is outside the Jupyter root {self.root}")
+        return link

@@ -1,0 +1,116 @@
+"""The server extension's run store and runbook listing, and `rbdnb lab install`, offline."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rbdnb import labext
+from rbdnb.errors import InvalidArgument, MissingTool, NotFound
+from rbdnb.server.runs import Runbooks, RunStore, _progress
+
+RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs" / "lab", Runbooks(RUNBOOKS), tmp_path)
+
+
+def test_runbooks_are_named_by_file_and_nothing_else(store):
+    books = store.runbooks
+    assert books.names()[0] == "00-preflight" and "99-teardown" in books.names()
+    for bad in ("../runbooks/00-preflight", "00-preflight.ipynb", "/etc/passwd", None, 3, ""):
+        with pytest.raises(NotFound):
+            books.path(bad)
+    info = books.info("03-golden-image-clones")
+    params = {p["name"]: p for p in info["parameters"]}
+    assert info["title"] == "03 — Golden image, many clones"
+    assert params["vm_count"]["type"] == "int" and params["vm_count"]["value"] == 10
+
+
+def test_a_refused_run_leaves_nothing_behind(store, tmp_path):
+    with pytest.raises(InvalidArgument, match="unknown parameter 'poool'"):
+        store.start("01-qemu-rbd", {"poool": "x"})
+    with pytest.raises(InvalidArgument, match="expected int"):
+        store.start("03-golden-image-clones", {"vm_count": 2.5})
+    with pytest.raises(InvalidArgument, match="JSON object"):
+        store.start("01-qemu-rbd", [("pool", "x")])
+    with pytest.raises(NotFound):
+        store.start("05-nothing", {})
+    assert not (tmp_path / "runs").exists() and store.all() == []
+
+
+def test_server_defaults_apply_only_where_declared_and_not_given(tmp_path):
+    store = RunStore(tmp_path / "runs", Runbooks(RUNBOOKS), tmp_path,
+                     defaults={"conf": "/etc/ceph/x.conf", "libvirt_uri": "", "nope": 1})
+    assert store.defaults == {"conf": "/etc/ceph/x.conf", "nope": 1}
+    assert store._with_defaults("00-preflight", {}) == {"conf": "/etc/ceph/x.conf"}
+    assert store._with_defaults("00-preflight", {"conf": None}) == {"conf": None}
+
+
+def _notebook(statuses):
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": "# t"}]
+    cells += [{"cell_type": "code", "metadata": {"papermill": {"status": s}}, "source": "",
+               "outputs": []} for s in statuses]
+    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_progress_is_read_from_papermills_cell_status(tmp_path):
+    nb = tmp_path / "nb.ipynb"
+    nb.write_text(json.dumps(_notebook(["completed", "completed", "running", "pending"])))
+    assert _progress(nb) == {"done": 2, "total": 4, "current": 2}
+    assert _progress(tmp_path / "missing.ipynb") == {"done": 0, "total": 0, "current": None}
+    nb.write_text("{half a notebo")
+    assert _progress(nb)["total"] == 0
+
+
+def _fake_run(store, run_id, process=None):
+    rundir = store.dir / run_id
+    rundir.mkdir(parents=True)
+    (rundir / "run.json").write_text(json.dumps({
+        "id": run_id, "runbook": "01-qemu-rbd", "parameters": {}, "started": "t",
+        "process": process}))
+    (rundir / "01-qemu-rbd.ipynb").write_text(json.dumps(_notebook(["completed"] * 3)))
+    return rundir
+
+
+def test_a_run_is_read_back_from_its_files(store, tmp_path):
+    run_id = "20260101-120000-01-qemu-rbd-abcdef"
+    rundir = _fake_run(store, run_id, {"name": "rbdnb run", "pid": 2**22 + 7, "started": 1})
+    # Its process is gone and it left no outcome: lost, said so.
+    run = store.get(run_id)
+    assert run["state"] == "lost" and "run.log" in run["message"]
+    assert run["notebook"] == f"runs/lab/{run_id}/01-qemu-rbd.ipynb" and run["html"] is None
+    # It finished while no server watched: the outcome it wrote is taken.
+    (rundir / "outcome.json.part").write_text(json.dumps(
+        {"status": "ok", "message": "", "summary": {"steps": 5, "changed": 0}, "seconds": 2.0}))
+    run = store.get(run_id)
+    assert run["state"] == "ok" and run["summary"]["steps"] == 5
+    assert (rundir / "outcome.json").exists() and not (rundir / "outcome.json.part").exists()
+    assert run["progress"] == {"done": 3, "total": 3, "current": None}
+    assert [r["id"] for r in store.all()] == [run_id]
+    for bad in ("../../etc", "20260101-120000-01-qemu-rbd-abcdeg", run_id + "/.."):
+        with pytest.raises(NotFound):
+            store.get(bad)
+
+
+def test_lab_install_links_the_build_and_enables_the_server(tmp_path, monkeypatch):
+    built = tmp_path / "labextension"
+    monkeypatch.setattr(labext, "BUILT", built)
+    prefix = tmp_path / "env"
+    with pytest.raises(MissingTool, match="build-frontend"):
+        labext.install(str(prefix))
+    built.mkdir()
+    (built / "package.json").write_text("{}")
+    changes = labext.install(str(prefix))
+    assert len(changes) == 2
+    link = prefix / "share/jupyter/labextensions/@rbdnb/jupyterlab"
+    assert link.is_symlink() and os.readlink(link) == str(built)
+    config = json.loads((prefix / "etc/jupyter/jupyter_server_config.d/rbdnb.json").read_text())
+    assert config == {"ServerApp": {"jpserver_extensions": {"rbdnb.server": True}}}
+    assert labext.install(str(prefix)) == []  # unchanged
+    link.unlink()
+    link.mkdir()
+    with pytest.raises(FileExistsError):
+        labext.install(str(prefix))
