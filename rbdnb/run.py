@@ -114,8 +114,52 @@ def runbook_parameters(path: str | os.PathLike) -> dict:
     return out
 
 
+_SAFE_BUILTINS = {"dict": dict, "list": list, "tuple": tuple, "str": str, "int": int}
+
+
+def _begin_checks(path: str | os.PathLike, values: dict) -> dict | None:
+    """The arguments the runbook's own ``begin(...)`` call would check, for these values.
+
+    The first code cell that calls ``begin`` is read (not run): its simple assignments,
+    then the keyword arguments of ``begin``, are evaluated with the parameters as the only
+    names. None if the runbook has no such call or an argument needs more than that.
+    """
+    nb = json.loads(Path(path).read_text())
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        try:
+            tree = ast.parse("".join(cell.get("source", "")))
+        except SyntaxError:
+            continue
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and isinstance(n.func, ast.Name) and n.func.id == "begin"]
+        if not calls:
+            continue
+        # The names are globals, so that comprehensions see them too.
+        scope = {**values, "__builtins__": _SAFE_BUILTINS}
+
+        def value(node):
+            return eval(compile(ast.Expression(node), str(path), "eval"), scope)
+
+        try:
+            for stmt in tree.body:
+                if calls[0] in ast.walk(stmt):
+                    break
+                if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name)
+                                                        for t in stmt.targets):
+                    scope.update({t.id: value(stmt.value) for t in stmt.targets})
+            return {kw.arg: value(kw.value) for kw in calls[0].keywords
+                    if kw.arg and kw.arg != "dry_run"}
+        except Exception:  # an argument that needs the running kernel: the cell checks it
+            return None
+    return None
+
+
 def check_parameters(path, given: dict) -> dict:
-    """Refuse unknown names and values whose type does not fit the default's."""
+    """Refuse unknown names, values whose type does not fit the default's, and values the
+    runbook's own first cell would refuse (pool and image names, sizes, counts, paths...),
+    before any kernel starts."""
     declared = runbook_parameters(path)
     for name, value in given.items():
         if name not in declared:
@@ -131,6 +175,11 @@ def check_parameters(path, given: dict) -> dict:
         if not ok:
             raise InvalidArgument(f"parameter {name}={value!r}: expected "
                                   f"{want.__name__} like its default {declared[name]['default']}")
+    values = {name: p["value"] for name, p in declared.items()}
+    checks = _begin_checks(path, {**values, **given})
+    if checks is not None:
+        from .runbook import check_parameters as check_runbook_parameters
+        check_runbook_parameters(**checks)
     return declared
 
 

@@ -194,11 +194,42 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 page.locator(".lm-TabBar-tabLabel", has_text="01-qemu-rbd.ipynb").wait_for(
                     timeout=30_000)
                 page.screenshot(path=str(ARTIFACTS / "lab-run-notebook.png"))
+                # The run outlives a page reload.
+                page.reload()
+                page.locator(".rbdnb-Status[data-level='ok']").wait_for(timeout=60_000)
+                page.wait_for_timeout(1000)  # the layout restorer reopens the panel if it was open
+                if not page.locator("#rbdnb-runs").is_visible():
+                    page.locator(".lm-TabBar-tab[data-id='rbdnb-runs']").click()
+                page.locator(".rbdnb-Run[data-state='ok']", has_text="01-qemu-rbd").wait_for(
+                    timeout=60_000)
+                # A bad parameter is refused with one line, and the form comes back as filled.
+                page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
+                page.locator(".lm-Menu-itemLabel", has_text="New Launcher").first.click()
+                section.locator(".jp-LauncherCard", has_text="03").click()
+                page.fill(".rbdnb-RunbookForm input[name='vm_count']", "0")
+                page.get_by_role("button", name="Run", exact=True).click()
+                error = page.locator(".jp-Dialog", has_text="not started")
+                error.wait_for(timeout=30_000)
+                assert "vm_count: 0 is not a count from 1 to 10000" in error.inner_text()
+                page.screenshot(path=str(ARTIFACTS / "lab-bad-parameter.png"))
+                error.get_by_role("button").last.click()
+                assert page.locator(".rbdnb-RunbookForm input[name='vm_count']").input_value(
+                    timeout=30_000) == "0"
+                # "Open a copy": a new notebook with the parameters filled in, opened here.
+                page.fill(".rbdnb-RunbookForm input[name='vm_count']", "3")
+                page.get_by_role("button", name="Open a copy", exact=True).click()
+                page.locator(".lm-TabBar-tabLabel", has_text="03-golden-image-clones-").wait_for(
+                    timeout=60_000)
+                page.locator(".jp-NotebookPanel:visible .jp-Cell", has_text="vm_count = 3").first \
+                    .wait_for(timeout=60_000)
+                page.screenshot(path=str(ARTIFACTS / "lab-open-a-copy.png"))
             finally:
                 browser.close()
         assert sorted(cli("rbd", "ls", pool, json_out=True)) == ["image3", "vm-image"]
-        runs = list((lab["root"] / "runs" / "lab").iterdir())
+        runs = list((lab["root"] / "runs" / "lab").iterdir())  # the refused one made none
         assert len(runs) == 1 and (runs[0] / "01-qemu-rbd.html").is_file()
+        copies = list((lab["root"] / "runs" / "copies").glob("03-golden-image-clones-*.ipynb"))
+        assert len(copies) == 1 and "vm_count = 3" in copies[0].read_text()
     finally:
         rbdnb.delete_pool(cluster, pool, confirm=True, missing_ok=True)
         shutil.rmtree(guest_dir, ignore_errors=True)

@@ -115,6 +115,11 @@ def test_bad_parameters_are_refused_before_anything_runs(api, jp_root_dir,
     assert "expected int" in api.refused(
         "runs", {"runbook": "03-golden-image-clones",
                            "parameters": {"vm_count": "ten"}})
+    # What the runbook's first cell would refuse is refused before any kernel starts.
+    assert "pool name 'bad/pool' is not valid" in api.refused(
+        "runs", {"runbook": "01-qemu-rbd", "parameters": {"pool": "bad/pool"}})
+    assert "engine 'warp' is not valid" in api.refused(
+        "runs", {"runbook": "04-benchmark", "parameters": {"engines": ["warp"]}})
     assert "does not exist" in api.refused(
         "runs", {"runbook": "../../etc/passwd", "parameters": {}}, code=404)
     assert "JSON object" in api.refused(

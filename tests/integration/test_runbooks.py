@@ -118,9 +118,23 @@ def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, 
     (["-p", "size", "10Q"], 2, "parameter size '10Q' is not valid"),
     (["-p", "pool", "bad/pool"], 2, "pool name 'bad/pool' is not valid"),
 ])
-def test_bad_parameters_stop_in_the_first_cell(params, tmp_path, extra, code, text):
+def test_bad_parameters_are_refused_before_a_kernel_starts(params, tmp_path, extra, code, text):
     proc = rbdnb_run("01-qemu-rbd", params["01-qemu-rbd"], tmp_path, extra)
     assert proc.returncode == code and text in proc.stderr, proc.stderr[-800:]
+    # rbdnb run checks what the runbook's first cell would check, before executing anything.
+    assert not (tmp_path / "01-qemu-rbd.ipynb").exists()
+
+
+def test_plain_papermill_still_stops_in_the_first_cell(params, tmp_path):
+    """Without rbdnb run, the runbook's own first cell refuses a bad parameter."""
+    out = tmp_path / "out.ipynb"
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(RUNBOOKS / "01-qemu-rbd.ipynb"),
+                           str(out), "-k", "rbdnb", "-p", "pool", "bad/pool",
+                           "-p", "conf", params["01-qemu-rbd"]["conf"]],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    text = out.read_text()
+    assert "bad parameter: parameter pool: pool name 'bad/pool' is not valid" in text
 
 
 def test_an_unreachable_cluster_has_its_own_exit_code(sandbox, tmp_path):

@@ -36,6 +36,10 @@ def test_a_refused_run_leaves_nothing_behind(store, tmp_path):
         store.start("03-golden-image-clones", {"vm_count": 2.5})
     with pytest.raises(InvalidArgument, match="JSON object"):
         store.start("01-qemu-rbd", [("pool", "x")])
+    with pytest.raises(InvalidArgument, match="size '10Q' is not valid"):
+        store.start("01-qemu-rbd", {"size": "10Q"})
+    with pytest.raises(InvalidArgument, match="1 to 10000"):
+        store.copy("03-golden-image-clones", {"vm_count": 0})
     with pytest.raises(NotFound):
         store.start("05-nothing", {})
     assert not (tmp_path / "runs").exists() and store.all() == []

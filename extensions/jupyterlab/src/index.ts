@@ -2,7 +2,7 @@
 // parameter form with Run and "Open a copy"), a runs panel, and the cluster's health in
 // the status bar. Everything goes through the rbdnb server extension (rbdnb/server).
 import {
-  ILabShell,
+  ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
@@ -85,18 +85,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Runbook launcher with parameter forms, run history and cluster status.',
   autoStart: true,
-  optional: [ILauncher, IStatusBar, ILabShell, ICommandPalette],
+  optional: [ILauncher, IStatusBar, ILayoutRestorer, ICommandPalette],
   activate: async (
     app: JupyterFrontEnd,
     launcher: ILauncher | null,
     statusBar: IStatusBar | null,
-    labShell: ILabShell | null,
+    restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null
   ) => {
     const openNotebook = (path: string) => void app.commands.execute('docmanager:open', { path });
     const runs = new RunsPanel(openNotebook);
     runs.title.icon = runbookIcon;
     app.shell.add(runs, 'left', { rank: 650 });
+    restorer?.add(runs, runs.id); // open again after a reload if it was open
     const showRuns = () => app.shell.activateById(runs.id);
     app.commands.addCommand(COMMANDS.runs, { label: 'Show rbdnb Runs', execute: showRuns });
     palette?.addItem({ command: COMMANDS.runs, category: 'rbdnb' });
