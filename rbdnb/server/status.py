@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ..secret import redact
 from ..status import Snapshot, snapshot
 
 
@@ -24,6 +25,11 @@ class StatusCache:
 
     async def get(self) -> dict:
         now = time.time()
+        if self._pending is not None and self._pending.done():
+            # A refresh that outlasted an earlier request's wait: keep what it found.
+            if not self._pending.cancelled() and self._pending.exception() is None:
+                self._last = self._pending.result()
+            self._pending = None
         if self._last is not None and now - self._last.checked_at < self.ttl:
             return {**self._last.to_json(), "cached": True, "stale": False}
         if self._pending is None or self._pending.done():
@@ -38,7 +44,12 @@ class StatusCache:
         except asyncio.TimeoutError:
             if self._last is not None:
                 return {**self._last.to_json(), "cached": True, "stale": True}
-            late = Snapshot(reachable=False, health="UNREACHABLE",
-                            message=f"no answer from the cluster within {self.timeout:g} s",
-                            checked_at=time.time())
-            return {**late.to_json(), "cached": False, "stale": True}
+            return self._unreachable(f"no answer from the cluster within {self.timeout:g} s")
+        except Exception as exc:  # a failure of the check itself: shown, not a 500
+            return self._unreachable(f"the status check failed: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _unreachable(message: str) -> dict:
+        snap = Snapshot(reachable=False, health="UNREACHABLE", message=redact(message),
+                        checked_at=time.time())
+        return {**snap.to_json(), "cached": False, "stale": True}

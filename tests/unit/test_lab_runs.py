@@ -118,3 +118,58 @@ def test_lab_install_links_the_build_and_enables_the_server(tmp_path, monkeypatc
     link.mkdir()
     with pytest.raises(FileExistsError):
         labext.install(str(prefix))
+
+
+def test_status_colour_follows_health_fullness_and_libvirt():
+    from rbdnb.status import Snapshot
+    ok = dict(reachable=True, health="HEALTH_OK", message="", libvirt_reachable=True)
+    assert Snapshot(**ok).level == "ok"
+    assert Snapshot(**{**ok, "health": "HEALTH_WARN"}).level == "warn"
+    assert Snapshot(**{**ok, "nearfull": True}).level == "warn"
+    assert Snapshot(**{**ok, "libvirt_reachable": False}).level == "warn"
+    assert Snapshot(**{**ok, "full": True}).level == "error"
+    assert Snapshot(**{**ok, "health": "HEALTH_ERR"}).level == "error"
+    assert Snapshot(**{**ok, "reachable": False, "health": "UNREACHABLE"}).level == "error"
+    assert Snapshot(**ok).to_json()["level"] == "ok"
+
+
+def test_a_slow_cluster_never_holds_the_event_loop(monkeypatch):
+    """The status is taken in a worker thread; a request waits `timeout` at most."""
+    import asyncio
+    import time as clock
+    from rbdnb.server import status as server_status
+    from rbdnb.status import Snapshot
+    release = []
+
+    calls = []
+
+    def slow_snapshot(conf, **kw):
+        calls.append(conf)
+        while not release:
+            clock.sleep(0.05)
+        return Snapshot(reachable=True, health="HEALTH_OK", message="", checked_at=clock.time())
+
+    monkeypatch.setattr(server_status, "snapshot", slow_snapshot)
+    cache = server_status.StatusCache(conf=None, libvirt_uri=None, ttl=5, timeout=0.5)
+
+    async def scenario():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        tick = asyncio.ensure_future(ticker())
+        first = await cache.get()          # the cluster is slow: an answer after 0.5 s anyway
+        release.append(True)
+        await asyncio.sleep(0.2)
+        second = await cache.get()         # the same refresh finished meanwhile
+        tick.cancel()
+        return first, second, ticks
+
+    first, second, ticks = asyncio.run(scenario())
+    assert first["health"] == "UNREACHABLE" and first["stale"] and "0.5 s" in first["message"]
+    assert ticks > 20  # the loop kept running while the status waited
+    assert second["health"] == "HEALTH_OK" and second["cached"] and len(calls) == 1
