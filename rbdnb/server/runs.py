@@ -11,6 +11,7 @@ A run is a ``python -m rbdnb run`` process: the same code path as the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -118,12 +119,12 @@ class RunStore:
 
     def reap(self) -> None:
         """Collect finished children (no zombies), and publish their outcome."""
+        # Called from the event loop and from handler threads: either may get there first.
         for run_id, child in list(self._children.items()):
-            if child.poll() is not None:
-                del self._children[run_id]
-                part = self.dir / run_id / "outcome.json.part"
-                if part.exists():
-                    os.replace(part, self.dir / run_id / "outcome.json")
+            if child.poll() is not None and self._children.pop(run_id, None) is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(self.dir / run_id / "outcome.json.part",
+                               self.dir / run_id / "outcome.json")
 
     def _link(self, path: Path) -> str | None:
         try:
