@@ -50,6 +50,13 @@ class ConfirmationRequired(RbdnbError):
     """A destructive operation needs ``confirm=True``; nothing was changed."""
 
 
+def require_confirmation(confirm: object, consequence: str) -> None:
+    """Go on only with ``confirm=True`` itself (not merely something truthy), else say what
+    would be lost: ``ConfirmationRequired("<consequence>: pass confirm=True to do it")``."""
+    if confirm is not True:
+        raise ConfirmationRequired(f"{consequence}: pass confirm=True to do it")
+
+
 class Conflict(RbdnbError):
     """The object already exists, with other properties than those asked for."""
 

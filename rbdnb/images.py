@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from ._ceph import translated
 from .cluster import Cluster
 from .errors import (ConfirmationRequired, Conflict, ImageExists, ImageHasChildren,
-                     ImageHasSnapshots, ImageNotFound, InvalidArgument, SnapshotNotFound)
+                     ImageHasSnapshots, ImageNotFound, InvalidArgument, SnapshotNotFound,
+                     require_confirmation)
 from .plan import Plan, Result
 from .specs import ImageSpec, check_name, object_size_order, parse_spec
 from .units import format_size, parse_size
@@ -272,9 +273,7 @@ def remove_image(cluster: Cluster, spec: str | ImageSpec, *, confirm: bool = Fal
     plan.add("rbd", *cluster.cli_args(), "rm", str(spec))
     if dry_run:
         return plan
-    if confirm is not True:
-        raise ConfirmationRequired(f"removing image {spec} destroys its data: pass "
-                                   f"confirm=True to do it")
+    require_confirmation(confirm, f"removing image {spec} destroys its data")
     if not image_exists(cluster, spec):
         if missing_ok:
             return Result(f"remove image {spec}", False, "unchanged: no such image", plan)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._ceph import translated
 from .cluster import Cluster
-from .errors import ConfirmationRequired, Conflict, InvalidArgument, PoolExists, PoolNotFound
+from .errors import Conflict, InvalidArgument, PoolExists, PoolNotFound, require_confirmation
 from .plan import Plan, Result
 from .specs import check_name
 
@@ -111,9 +111,7 @@ def delete_pool(cluster: Cluster, name: str, *, confirm: bool = False,
     plan.note("destroys every image and snapshot in the pool")
     if dry_run:
         return plan
-    if confirm is not True:
-        raise ConfirmationRequired(f"deleting pool {name} destroys all its data: pass "
-                                   f"confirm=True to do it")
+    require_confirmation(confirm, f"deleting pool {name} destroys all its data")
     if _pool_details(cluster, name) is None:
         if missing_ok:
             return Result(f"delete pool {name}", False, "unchanged: no such pool", plan)

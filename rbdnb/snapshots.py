@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ._ceph import translated
 from .cluster import Cluster
-from .errors import (ConfirmationRequired, ImageHasChildren, SnapshotExists, SnapshotNotFound,
-                     SnapshotProtected)
+from .errors import (ImageHasChildren, SnapshotExists, SnapshotNotFound, SnapshotProtected,
+                     require_confirmation)
 from .images import _children_of, open_image
 from .plan import Plan, Result
 from .specs import ImageSpec, parse_spec
@@ -98,9 +98,8 @@ def rollback_snapshot(cluster: Cluster, spec: str | ImageSpec, *, confirm: bool 
     plan.note("everything written to the image since the snapshot is lost")
     if dry_run:
         return plan
-    if confirm is not True:
-        raise ConfirmationRequired(f"rolling back {spec.image_path} to {spec.snap} discards "
-                                   f"what was written since: pass confirm=True to do it")
+    require_confirmation(confirm, f"rolling back {spec.image_path} to {spec.snap} discards "
+                                  f"what was written since")
     with open_image(cluster, spec.at(None)) as image:
         if spec.snap not in _snap_names(image):
             raise SnapshotNotFound(f"snapshot {spec} not found")
@@ -138,9 +137,7 @@ def purge_snapshots(cluster: Cluster, spec: str | ImageSpec, *, confirm: bool = 
                                                   str(spec))
     if dry_run:
         return plan
-    if confirm is not True:
-        raise ConfirmationRequired(f"purging the snapshots of {spec} cannot be undone: pass "
-                                   f"confirm=True to do it")
+    require_confirmation(confirm, f"purging the snapshots of {spec} cannot be undone")
     with open_image(cluster, spec) as image:
         names = _snap_names(image)
         protected = [n for n in names if image.is_protected_snap(n)]

@@ -130,14 +130,13 @@ def list_users(cluster: Cluster):
 def delete_user(cluster: Cluster, client: str, *, confirm: bool = False,
                 missing_ok: bool = False, dry_run: bool = False) -> Result | Plan:
     """Remove ``client.NAME``. Refused unless ``confirm=True``."""
-    from .errors import ConfirmationRequired
+    from .errors import require_confirmation
     entity = f"client.{parse_client(client)}"
     plan = Plan(f"delete user {entity}").add("ceph", *cluster.cli_args(), "auth", "rm", entity)
     if dry_run:
         return plan
-    if confirm is not True:
-        raise ConfirmationRequired(f"deleting user {entity} locks out every client using its "
-                                   f"key: pass confirm=True to do it")
+    require_confirmation(confirm, f"deleting user {entity} locks out every client "
+                                  f"using its key")
     if _auth_get(cluster, entity) is None:
         if missing_ok:
             return Result(f"delete user {entity}", False, "unchanged: no such user", plan)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from . import paths
 from .cluster import Cluster
-from .errors import (Conflict, Exists, InvalidArgument, NotFound, RbdnbError, Timeout)
+from .errors import (Conflict, Exists, InvalidArgument, NotFound, RbdnbError, Timeout,
+                     require_confirmation)
 from .guest import GuestBoot
 from .plan import Plan, Result
 from .specs import ImageSpec, check_name, parse_client, parse_spec
@@ -89,6 +90,18 @@ class _translated:
 
 
 # -- validation -------------------------------------------------------------------------------
+def _find(lookup, *args, missing: int):
+    """``lookup(*args)``, or None when libvirt answers that the object does not exist
+    (error code ``missing``); any other error is raised."""
+    import libvirt
+    try:
+        return lookup(*args)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != missing:
+            raise
+        return None
+
+
 def check_xml_value(value: object, what: str) -> str:
     """A value that goes into XML: a string with no markup and no control characters."""
     if not isinstance(value, str) or not value:
@@ -217,13 +230,9 @@ def define_secret(conn, cluster: Cluster, client: str = "libvirt", uuid: str | N
     if dry_run:
         return plan
     key = get_key(cluster, client)
-    existing = None
     with _translated(f"secret {usage!r}"):
-        try:
-            existing = conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_SECRET:
-                raise
+        existing = _find(conn.secretLookupByUsage, libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage,
+                         missing=libvirt.VIR_ERR_NO_SECRET)
     if existing is not None:
         if uuid and existing.UUIDString() != uuid:
             raise Conflict(f"secret {usage!r} exists with UUID {existing.UUIDString()}, "
@@ -261,12 +270,10 @@ def undefine_secret(conn, uuid: str) -> Result:
     plan = Plan(f"undefine secret {uuid}").add("virsh", "secret-undefine", uuid)
     import libvirt
     with _translated(f"secret {uuid}"):
-        try:
-            conn.secretLookupByUUIDString(uuid).undefine()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_SECRET:
-                return Result(plan.action, False, "unchanged: no such secret", plan)
-            raise
+        secret = _find(conn.secretLookupByUUIDString, uuid, missing=libvirt.VIR_ERR_NO_SECRET)
+        if secret is None:
+            return Result(plan.action, False, "unchanged: no such secret", plan)
+        secret.undefine()
     return Result(plan.action, True, "undefined", plan)
 
 
@@ -366,11 +373,9 @@ def ensure_rbd_pool(conn, name: str, ceph_pool: str, cluster: Cluster, client: s
         return plan
     changed = []
     with _translated(f"libvirt pool {name}"):
-        try:
-            pool = conn.storagePoolLookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise
+        pool = _find(conn.storagePoolLookupByName, name,
+                     missing=libvirt.VIR_ERR_NO_STORAGE_POOL)
+        if pool is None:
             pool = conn.storagePoolDefineXML(xml, 0)
             changed.append("defined")
         else:
@@ -419,12 +424,10 @@ def delete_rbd_pool(conn, name: str) -> Result:
     plan = Plan(f"remove libvirt pool {name}").add("virsh", "pool-destroy", name)
     plan.add("virsh", "pool-undefine", name)
     with _translated(f"libvirt pool {name}"):
-        try:
-            pool = conn.storagePoolLookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-                return Result(plan.action, False, "unchanged: no such pool", plan)
-            raise
+        pool = _find(conn.storagePoolLookupByName, name,
+                     missing=libvirt.VIR_ERR_NO_STORAGE_POOL)
+        if pool is None:
+            return Result(plan.action, False, "unchanged: no such pool", plan)
         if pool.isActive():
             pool.destroy()
         pool.undefine()
@@ -577,12 +580,7 @@ def define_vm(conn, name: str, disks: list[str], *, memory_mib: int = DEFAULT_ME
     if dry_run:
         return plan
     with _translated(f"domain {name}"):
-        try:
-            existing = conn.lookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
-            existing = None
+        existing = _find(conn.lookupByName, name, missing=libvirt.VIR_ERR_NO_DOMAIN)
         if existing is not None:
             if not exist_ok:
                 raise DomainExists(f"domain {name} already exists")
@@ -842,11 +840,8 @@ def delete_volume(conn, pool: str, name: str, *, confirm: bool = False,
                   missing_ok: bool = False) -> Result:
     """``virsh vol-delete``: removes the RBD image. Needs ``confirm=True``."""
     import libvirt
-    from .errors import ConfirmationRequired
     plan = Plan(f"delete volume {pool}/{name}").add("virsh", "vol-delete", "--pool", pool, name)
-    if confirm is not True:
-        raise ConfirmationRequired(f"deleting volume {pool}/{name} destroys its RBD image: "
-                                   f"pass confirm=True to do it")
+    require_confirmation(confirm, f"deleting volume {pool}/{name} destroys its RBD image")
     with _translated(f"volume {pool}/{name}"):
         p = conn.storagePoolLookupByName(check_name(pool, "libvirt pool"))
         try:

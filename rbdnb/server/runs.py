@@ -60,11 +60,17 @@ class Runbooks:
         return path
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _progress(notebook: Path) -> dict:
     """Cells done, of all code cells, from the metadata papermill saves after each cell."""
-    try:
-        nb = json.loads(notebook.read_text())
-    except (OSError, ValueError):
+    nb = _read_json(notebook)
+    if not isinstance(nb, dict):
         return {"done": 0, "total": 0, "current": None}
     cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
     status = [c.get("metadata", {}).get("papermill", {}).get("status") for c in cells]
@@ -141,24 +147,19 @@ class RunStore:
         record = json.loads((rundir / "run.json").read_text())
         notebook = rundir / f"{record['runbook']}.ipynb"
         html = rundir / f"{record['runbook']}.html"
-        outcome = None
-        try:
-            outcome = json.loads((rundir / "outcome.json").read_text())
-        except (OSError, ValueError):
-            part = rundir / "outcome.json.part"
-            ref = _proc.ProcessRef.from_json(record["process"]) if record.get("process") else None
-            if part.exists() and (ref is None or not ref.alive()):
-                try:  # finished while no server watched it
-                    outcome = json.loads(part.read_text())
-                    os.replace(part, rundir / "outcome.json")
-                except (OSError, ValueError):
-                    outcome = None
+        ref = _proc.ProcessRef.from_json(record["process"]) if record.get("process") else None
+        alive = run_id in self._children or (ref is not None and ref.alive())
+        outcome = _read_json(rundir / "outcome.json")
+        if outcome is None and not alive:
+            # It finished while no server watched it: publish the outcome it wrote.
+            outcome = _read_json(rundir / "outcome.json.part")
+            if outcome is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(rundir / "outcome.json.part", rundir / "outcome.json")
         if outcome is not None:
             state, message = outcome["status"], outcome.get("message", "")
             summary, seconds = outcome.get("summary", {}), outcome.get("seconds")
         else:
-            ref = _proc.ProcessRef.from_json(record["process"]) if record.get("process") else None
-            alive = run_id in self._children or (ref is not None and ref.alive())
             state = "running" if alive else "lost"
             message = "" if alive else "the run's process ended without an outcome; see run.log"
             summary, seconds = {}, None
