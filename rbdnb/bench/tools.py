@@ -136,6 +136,9 @@ def parse_fio(text: str) -> ToolRun:
             max(lat_max, float(lat.get("max", math.nan)))
     if ops <= 0 or runtime_ms <= 0:
         raise CommandFailed("fio did no I/O")
+    # fio reports a percentile as the value of the histogram bin it falls in, which can lie
+    # above the exact maximum it also reports; no percentile is above the maximum.
+    p50, p99 = min(p50, lat_max), min(p99, lat_max)
     return ToolRun(ops=ops, read_ops=read_ops, bytes=nbytes, seconds=runtime_ms / 1000,
                    lat_mean_us=lat_weighted / ops / 1e3, lat_p50_us=p50 / 1e3,
                    lat_p99_us=p99 / 1e3, lat_max_us=lat_max / 1e3)

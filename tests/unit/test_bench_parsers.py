@@ -59,6 +59,16 @@ def test_fio_json_gives_iops_bytes_and_latencies():
     assert 0 < run.lat_p50_us <= run.lat_p99_us <= run.lat_max_us
 
 
+def test_fio_percentiles_from_bins_never_exceed_the_exact_max():
+    # A CI run saw fio report a p99 above the max it measured (a 64K randwrite).
+    data = json.loads(recorded("fio-randwrite-4K.json"))
+    lat = data["jobs"][0]["write"]["lat_ns"]
+    lat["percentile"]["99.000000"] = lat["max"] * 1.012
+    run = parse_fio(json.dumps(data))
+    assert run.lat_p99_us == run.lat_max_us == lat["max"] / 1000
+    assert run.lat_p50_us == lat["percentile"]["50.000000"] / 1000
+
+
 def test_fio_mixed_sums_directions_and_weights_the_mean():
     job = json.loads(recorded("fio-mixed-4K.json"))["jobs"][0]
     r, w = job["read"], job["write"]
