@@ -15,7 +15,7 @@ from .cluster import Cluster, Preflight, connect, preflight
 from .clones import children, clone, clone_many, flatten
 from .errors import (CephError, ClusterFull, CommandFailed, ConfirmationRequired, Conflict,
                      Exists, ImageBusy, ImageExists, ImageHasChildren, ImageHasSnapshots,
-                     ImageNotFound, InvalidArgument, MissingTool, NotFound, NotWritable,
+                     ImageNotFound, InvalidArgument, Locked, MissingTool, NotFound, NotWritable,
                      PermissionDenied, PoolExists, PoolNotFound, PortInUse, RbdnbError,
                      SandboxError, SandboxNotRunning, SnapshotExists, SnapshotNotFound,
                      SnapshotProtected, Timeout, UserExists, UserNotFound)
@@ -25,6 +25,7 @@ from .plan import Plan, Result
 from .pools import create_pool, delete_pool, list_pools
 from .sandbox import Sandbox
 from .secret import Secret
+from .space import free_space
 from .snapshots import (create_snapshot, list_snapshots, protect_snapshot, purge_snapshots,
                         remove_snapshot, rollback_snapshot, unprotect_snapshot)
 from .specs import ImageSpec, parse_spec

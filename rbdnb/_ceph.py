@@ -42,7 +42,8 @@ def translate(exc: BaseException, what: str, *,
         return errors.PermissionDenied(f"{what}: permission denied (the cephx user's caps "
                                        f"do not allow this)")
     if code in (E.ENOSPC, E.EDQUOT):
-        return errors.ClusterFull(f"{what}: the cluster or pool is full")
+        return errors.ClusterFull(f"{what}: the cluster or pool is full: {{fix}}",
+                                  fix=("free_space", None))
     if code == E.ETIMEDOUT:
         return errors.Timeout(f"{what}: the cluster did not answer in time")
     if code == E.EINVAL:

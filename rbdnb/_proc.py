@@ -12,7 +12,9 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
@@ -117,11 +119,14 @@ class ProcessRef:
         return start_time(self.pid) == self.started
 
     def stop(self, timeout: float = 15.0) -> bool:
-        """Send SIGTERM, then SIGKILL after ``timeout`` s (at once if 0). True if it was running."""
+        """Send SIGTERM, then SIGKILL after ``timeout`` s (at once if 0). True if it was running.
+
+        A stopped (frozen) process is continued after SIGTERM, so it can act on it."""
         if not self.alive():
             return False
         if timeout > 0:
             _signal(self.pid, signal.SIGTERM)
+            _signal(self.pid, signal.SIGCONT)
         if timeout <= 0 or not _wait_gone(self, timeout):
             _signal(self.pid, signal.SIGKILL)
             _wait_gone(self, 5.0)
@@ -161,9 +166,81 @@ def _reap(pid: int) -> None:
         pass
 
 
+def processes_named(programs: tuple[str, ...], needle: str) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of this user's live processes running one of ``programs`` whose command
+    line has ``needle`` as an argument (e.g. a sandbox's conf path): to find daemons by
+    what they are, whatever pid they were given when they respawned."""
+    found = []
+    uid = os.geteuid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) in programs and needle in argv \
+                and start_time(int(entry)) is not None:
+            found.append((int(entry), argv))
+    return found
+
+
 def read_pidfile(path: str) -> int | None:
     try:
         with open(path) as fh:
             return int(fh.read().strip())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def unix_socket_answers(path: str, timeout: float = 2) -> bool:
+    """Whether something accepts connections on the unix socket ``path`` (a frozen daemon
+    still does: the kernel queues them; ask it something to know it answers)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def bounded(fn, timeout: float, what: str, *, on_late=None):
+    """``fn()`` in a worker thread, waited for ``timeout`` s at most (then :class:`Timeout`).
+
+    For library calls that have no timeout of their own (``libvirt.open`` on a frozen
+    daemon blocks forever). A call that returns after we gave up is handed to
+    ``on_late(value)`` (e.g. to close a connection nobody will use).
+    """
+    box: dict = {}
+    lock = threading.Lock()
+
+    def run():
+        try:
+            value = fn()
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+            return
+        with lock:
+            if box.get("abandoned"):
+                if on_late is not None:
+                    try:
+                        on_late(value)
+                    except Exception:
+                        pass
+                return
+            box["value"] = value
+
+    worker = threading.Thread(target=run, name="rbdnb-bounded", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    with lock:
+        if worker.is_alive() and "value" not in box and "error" not in box:
+            box["abandoned"] = True
+            raise Timeout(f"{what}: no answer within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -16,6 +16,30 @@ from .errors import RbdnbError
 from .sandbox import DEFAULT_OSD_SIZE, STORES, Sandbox, default_dir
 
 
+# Every leaf command that changes something takes --dry-run (and --no-dry-run, to act when
+# $RBDNB_DRY_RUN=1 makes dry runs the default). The others only read; a test keeps this so.
+READ_ONLY = {("sandbox", "status"), ("sandbox", "env")}
+
+
+def _dry_run_option(parser) -> None:
+    parser.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=None,
+                        help="show what would be done and change nothing (default: "
+                             "$RBDNB_DRY_RUN)")
+
+
+def _dry(args) -> bool:
+    from .settings import settings
+    return settings.resolve_dry_run(getattr(args, "dry_run", None))
+
+
+def cli_words(keyword: str, value) -> str | None:
+    """How a fix the core names reads on the command line."""
+    if keyword == "free_space":
+        return f"free space with %rbd free-space {value or 'POOL'}/IMAGE ... --yes (in a " \
+               f"notebook) or rbdnb.free_space()"
+    return None
+
+
 def _sandbox_parser(sub) -> None:
     sandbox = sub.add_parser("sandbox", help="the embedded Ceph + libvirt sandbox",
                              description="Start, inspect and stop the embedded single-node "
@@ -34,6 +58,7 @@ def _sandbox_parser(sub) -> None:
     up.add_argument("--timeout", type=float, default=120.0,
                     help="seconds to wait for health (default 120)")
     up.add_argument("--json", action="store_true", help="print the status as JSON")
+    _dry_run_option(up)
 
     status = ssub.add_parser("status", help="daemons, pids, health, fsid, conf, libvirt URI")
     status.add_argument("--dir", help=dir_help)
@@ -46,9 +71,11 @@ def _sandbox_parser(sub) -> None:
     down.add_argument("--dir", help=dir_help)
     down.add_argument("--keep", action="store_true",
                       help="keep the state (conf, keys, data) so that `up` restarts it")
+    _dry_run_option(down)
 
     smoke = ssub.add_parser("smoke", help="create and list an RBD image on the sandbox")
     smoke.add_argument("--dir", help=dir_help)
+    _dry_run_option(smoke)
 
 
 def _guest_parser(sub) -> None:
@@ -59,6 +86,7 @@ def _guest_parser(sub) -> None:
     build = gsub.add_parser("build", help="write OUT.qcow2 with its kernel and initrd beside it")
     build.add_argument("out", metavar="OUT.qcow2")
     build.add_argument("--json", action="store_true", help="print how to boot it as JSON")
+    _dry_run_option(build)
 
 
 def _kernel_parser(sub) -> None:
@@ -66,13 +94,15 @@ def _kernel_parser(sub) -> None:
     ksub = kernel.add_subparsers(dest="action", required=True, metavar="ACTION")
     install = ksub.add_parser("install", help="install the kernel spec (into the venv)")
     install.add_argument("--user", action="store_true", help="for this user instead")
+    _dry_run_option(install)
 
 
 def _lab_parser(sub) -> None:
     lab = sub.add_parser("lab", help="rbdnb's JupyterLab extension and server extension")
     lsub = lab.add_subparsers(dest="action", required=True, metavar="ACTION")
-    lsub.add_parser("install", help="link the built frontend into this environment and enable "
-                                    "the server extension (scripts/build-frontend.sh builds it)")
+    _dry_run_option(lsub.add_parser(
+        "install", help="link the built frontend into this environment and enable the server "
+                        "extension (scripts/build-frontend.sh builds it)"))
 
 
 def _run_parser(sub) -> None:
@@ -88,6 +118,7 @@ def _run_parser(sub) -> None:
     run.add_argument("--output", "-o", help="executed notebook (default runs/NAME.ipynb)")
     run.add_argument("--html", help="also render HTML here")
     run.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    _dry_run_option(run)
     docs = sub.add_parser("docs", help="HTML documentation from executed runbooks")
     dsub = docs.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = dsub.add_parser("build", help="execute every runbook and write a static site")
@@ -96,6 +127,7 @@ def _run_parser(sub) -> None:
     build.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                        metavar=("NAME", "VALUE"),
                        help="for every runbook that has it; RUNBOOK.NAME for one runbook")
+    _dry_run_option(build)
 
 
 def _bench_parser(sub) -> None:
@@ -132,6 +164,7 @@ def _bench_parser(sub) -> None:
         p.add_argument("--json", action="store_true", help="print JSON rows")
         if many:
             p.add_argument("--repeat", type=int, default=1, help="runs of each combination")
+        _dry_run_option(p)
     cmp_ = bsub.add_parser("compare", help="same-run ratios of rbdnb vs rbd bench, rbd ls, "
                                            "rbd clone, qemu-img and rbd import")
     cmp_.add_argument("--conf", help="an existing cluster's conf (default: a sandbox of its own)")
@@ -139,10 +172,18 @@ def _bench_parser(sub) -> None:
     cmp_.add_argument("--clones", type=int, default=100)
     cmp_.add_argument("--quick", action="store_true", help="smaller engine runs")
     cmp_.add_argument("--output", "-o", help="save the table (.csv or .parquet)")
+    _dry_run_option(cmp_)
 
 
 def _cmd_bench(args) -> int:
     from . import bench
+    if args.action == "compare" and _dry(args):
+        where = f"pool rbdnb-compare of {args.conf}" if args.conf else \
+            "a sandbox of its own in a temporary directory"
+        print(f"plan: rbdnb bench compare\n  # would create {where}, run the cases "
+              f"({args.repeat} interleaved runs each, {args.clones} clones) and remove it "
+              f"again; a dry run starts nothing")
+        return 0
     if args.action == "compare":
         from .bench.compare import compare, format_table
         df = compare(args.conf, repeat=args.repeat, clones=args.clones, quick=args.quick)
@@ -152,6 +193,15 @@ def _cmd_bench(args) -> int:
         return 0
     from .cluster import connect
     with connect(args.conf, client=args.id, keyring=args.keyring) as cluster:
+        if _dry(args):
+            many = args.action == "matrix"
+            print(bench.matrix(cluster, args.image, args.engine if many else [args.engine],
+                               args.io_type if many else [args.io_type],
+                               args.io_size if many else [args.io_size],
+                               args.queue_depth if many else [args.queue_depth],
+                               total=args.total, seconds=args.seconds,
+                               rw_mix_read=args.rw_mix_read, dry_run=True))
+            return 0
         if args.action == "run":
             result = bench.run(cluster, args.image, args.engine, args.io_type, args.io_size,
                                args.queue_depth, total=args.total, seconds=args.seconds,
@@ -191,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_guest(args) -> int:
     from .guest import build
+    if _dry(args):
+        print(build(args.out, dry_run=True))
+        return 0
     boot = build(args.out)
     if args.json:
         print(json.dumps(boot.to_json(), indent=2))
@@ -204,6 +257,9 @@ def _cmd_sandbox(args) -> int:
     if args.action == "up":
         box = Sandbox(args.dir, osd_size=args.osd_size, store=args.store, port=args.port,
                       timeout=args.timeout)
+        if _dry(args):
+            print(box.up(dry_run=True))
+            return 0
         status = box.up()
         if args.json:
             print(json.dumps(status.to_json(), indent=2))
@@ -225,6 +281,9 @@ def _cmd_sandbox(args) -> int:
             print(f"export {name}={shlex.quote(value)}")
         return 0
     if args.action == "down":
+        if _dry(args):
+            print(box.down(keep=args.keep, dry_run=True))
+            return 0
         stopped = box.down(keep=args.keep)
         print(f"stopped or removed: {', '.join(stopped)}" if stopped else "nothing was running")
         if not args.keep:
@@ -238,7 +297,7 @@ def _cmd_sandbox(args) -> int:
                   file=sys.stderr)
             return 1
         with connect(str(box.conf_path), keyring=str(box.keyring_path)) as cluster:
-            print(run_smoke(cluster))
+            print(run_smoke(cluster, dry_run=_dry(args)))
         return 0
     raise AssertionError(args.action)  # pragma: no cover
 
@@ -261,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             from .run import convert_value, read_parameters_file, run_runbook
             params = read_parameters_file(args.parameters) if args.parameters else {}
             params.update({k: convert_value(v) for k, v in args.parameter})
+            if _dry(args):
+                params["dry_run"] = True  # refused if the runbook has no dry_run parameter
             o = run_runbook(args.notebook, params, output=args.output, html_out=args.html)
             if args.json:
                 print(json.dumps(dataclasses.asdict(o), indent=2))
@@ -276,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "docs":
             from .run import build_docs, convert_value
             params = {k: convert_value(v) for k, v in args.parameter}
+            if _dry(args):
+                params["dry_run"] = True
             outcomes = build_docs(args.outdir, args.runbooks, parameters=params)
             for o in outcomes:
                 print(f"{os.path.basename(o.notebook)}: {o.status}")
@@ -283,15 +346,24 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(o.exit_code == 0 for o in outcomes) else 4
         if args.command == "lab":
             from .labext import install as lab_install
+            if _dry(args):
+                changes = lab_install(dry_run=True)
+                print("\n".join(f"would {c}" for c in changes) if changes else
+                      "JupyterLab extension: nothing to do")
+                return 0
             changes = lab_install()
             print("\n".join(changes) if changes else "JupyterLab extension: unchanged")
             return 0
         if args.command == "kernel":
             from .kernelspec import install
+            if _dry(args):
+                print(install(user=args.user, dry_run=True))
+                return 0
             print(f"kernel 'Python 3 (rbdnb)' in {install(user=args.user)}")
             return 0
     except RbdnbError as exc:
-        print(f"rbdnb: {exc}", file=sys.stderr)
+        from .secret import redact
+        print(f"rbdnb: {redact(exc.worded(cli_words))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("rbdnb: interrupted", file=sys.stderr)

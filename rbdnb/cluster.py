@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,16 @@ from .specs import check_name, parse_client
 
 DEFAULT_CONF = "/etc/ceph/ceph.conf"
 DEFAULT_TIMEOUT = 30
+MAX_TIMEOUT = 24 * 3600
+
+
+def check_timeout(timeout: object, what: str = "timeout") -> float:
+    """Seconds a call may wait: a finite number from 0 (exclusive) to a day."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+            not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
+        raise InvalidArgument(f"{what} {timeout!r} is not valid: expected seconds, more than 0 "
+                              f"and at most {MAX_TIMEOUT}")
+    return float(timeout)
 
 
 def _sandbox_files() -> tuple[str, str] | None:
@@ -49,8 +60,7 @@ class Cluster:
 
     def __init__(self, conffile: str | None = None, client: str = "admin",
                  keyring: str | None = None, timeout: float = DEFAULT_TIMEOUT):
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise InvalidArgument(f"timeout {timeout!r} is not valid: expected seconds > 0")
+        check_timeout(timeout)
         self.client = parse_client(client)
         self._keyring_given = bool(keyring)
         self.conffile, self.keyring = resolve_conf(conffile, keyring)
@@ -135,6 +145,10 @@ class Cluster:
         with translated(f"pool {pool}", not_found=PoolNotFound):
             ioctx = self.rados.open_ioctx(pool)
         try:
+            # A full pool pauses ordinary writes until space is freed (or the op times
+            # out); "full try" makes them fail at once with ENOSPC, and lets deletes
+            # through. Either way nothing is written past the full ratio.
+            ioctx.set_osdmap_full_try()
             if namespace:
                 ioctx.set_namespace(namespace)
             # Errors the body leaves untranslated are at least placed in their pool.
@@ -157,26 +171,64 @@ class Cluster:
     def osd_dump(self) -> dict:
         return self.mon_command({"prefix": "osd dump"}, "osd map")
 
+    def full_pools(self, dump: dict | None = None) -> dict[str, list[str]]:
+        """Pools that refuse writes, with why (``full``, ``full_quota``); ``"*"`` when the
+        whole cluster is flagged full."""
+        dump = dump or self.osd_dump()
+        out = {}
+        if "full" in dump.get("flags", "").split(","):
+            out["*"] = ["full"]
+        for p in dump.get("pools", []):
+            why = sorted(set(p.get("flags_names", "").split(",")) & {"full", "full_quota"})
+            if why:
+                out[p["pool_name"]] = why
+        return out
+
     def check_writable(self, pool: str | None = None) -> None:
         """Raise :class:`ClusterFull` at once if the cluster or ``pool`` cannot take writes.
 
-        A full OSD blocks writes rather than failing them; checking first turns a
-        30 s timeout into an immediate, clear error.
+        A full pool pauses writes rather than failing them; checking first turns a
+        timeout (or librbd's misleading errno under "full try") into a clear error that
+        names the pool and how to free space.
         """
-        dump = self.osd_dump()
-        flags = set(dump.get("flags", "").split(","))
-        if "full" in flags:
-            raise ClusterFull("the cluster is full (osdmap flag 'full'): writes would block")
-        for p in dump.get("pools", []):
-            if pool is None or p.get("pool_name") == pool:
-                pflags = set(p.get("flags_names", "").split(","))
-                if pflags & {"full", "full_quota"}:
-                    raise ClusterFull(f"pool {p['pool_name']} is full "
-                                      f"({', '.join(sorted(pflags & {'full', 'full_quota'}))}): "
-                                      f"writes would block")
+        full = self.full_pools()
+        if "*" in full:
+            raise ClusterFull("the cluster is full (osdmap flag 'full'): nothing can be "
+                              "written until space is freed: {fix}", fix=("free_space", None))
+        for name, why in full.items():
+            if pool is None or name == pool:
+                raise full_pool_error(name, why)
+
+    @contextlib.contextmanager
+    def writing(self, pool: str | None, what: str):
+        """Around a write to ``pool``: refuse at once if it is full, and if the body fails
+        because the pool filled up meanwhile, say so (librbd reports a full pool as
+        EROFS, EINVAL, EBUSY or ENOSPC depending on the step)."""
+        self.check_writable(pool)
+        try:
+            yield
+        except (ClusterFull, Timeout):
+            raise
+        except RbdnbError:
+            try:
+                self.check_writable(pool)
+            except ClusterFull as full:
+                raise ClusterFull(f"{what}: {full}", fix=full.fix) from None
+            except RbdnbError:
+                pass
+            raise
 
     def health(self) -> "Preflight":
         return preflight(self)
+
+
+def full_pool_error(pool: str, why: list[str]) -> ClusterFull:
+    if why == ["full_quota"]:
+        return ClusterFull(f"pool {pool} is at its quota (full_quota): writes are refused: "
+                           f"raise the quota (ceph osd pool set-quota {pool} ...) or {{fix}}",
+                           fix=("free_space", pool))
+    return ClusterFull(f"pool {pool} is full ({', '.join(why)}): writes are refused until "
+                       f"space is freed: {{fix}}", fix=("free_space", pool))
 
 
 def connect(conffile: str | None = None, client: str = "admin", keyring: str | None = None,

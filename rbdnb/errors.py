@@ -20,6 +20,7 @@ holds a cephx key. librados/librbd errors are translated at the boundary
     │   ├── SnapshotExists
     │   └── UserExists
     ├── ImageBusy                the image is open elsewhere (watchers, a lock)
+    ├── Locked                   another rbdnb process is doing the same thing; it did not end in time
     ├── ImageHasSnapshots        removing an image that still has snapshots
     ├── ImageHasChildren         removing or unprotecting what clones depend on
     ├── SnapshotProtected        removing a protected snapshot
@@ -39,7 +40,39 @@ from __future__ import annotations
 
 
 class RbdnbError(Exception):
-    """Base of every error rbdnb raises."""
+    """Base of every error rbdnb raises.
+
+    A message may say how to go on with a keyword of the call that raised it: it holds
+    ``{fix}`` and the error carries ``fix=(keyword, value)``. ``str(error)`` words it for
+    Python (``pass confirm=True``); a front end words it in its own terms with
+    :meth:`worded` (the magics: ``add --yes``), so a user reads the flag they can type.
+    """
+
+    def __init__(self, message: str = "", *args, fix: tuple[str, object] | None = None):
+        super().__init__(message, *args)
+        self.fix = fix
+
+    def worded(self, spell=None) -> str:
+        """The message with its ``{fix}`` in the words of ``spell(keyword, value)``
+        (a front end's), or Python's when ``spell`` is None or does not know the keyword."""
+        text = str(self.args[0]) if self.args else ""
+        if self.fix is None or "{fix}" not in text:
+            return text
+        keyword, value = self.fix
+        words = spell(keyword, value) if spell is not None else None
+        return text.replace("{fix}", words or python_words(keyword, value))
+
+    def __str__(self) -> str:
+        return self.worded()
+
+
+def python_words(keyword: str, value: object) -> str:
+    """How a fix reads for a caller of the Python API."""
+    if keyword == "free_space":
+        pool = value or "POOL"
+        return (f"free space with rbdnb.free_space(cluster, ['{pool}/IMAGE', ...], "
+                f"confirm=True)")
+    return f"pass {keyword}={value!r}"
 
 
 class InvalidArgument(RbdnbError, ValueError):
@@ -52,9 +85,10 @@ class ConfirmationRequired(RbdnbError):
 
 def require_confirmation(confirm: object, consequence: str) -> None:
     """Go on only with ``confirm=True`` itself (not merely something truthy), else say what
-    would be lost: ``ConfirmationRequired("<consequence>: pass confirm=True to do it")``."""
+    would be lost: ``ConfirmationRequired("<consequence>: pass confirm=True to do it")``
+    (each front end words the fix its own way: ``add --yes`` in a magic)."""
     if confirm is not True:
-        raise ConfirmationRequired(f"{consequence}: pass confirm=True to do it")
+        raise ConfirmationRequired(f"{consequence}: {{fix}} to do it", fix=("confirm", True))
 
 
 class Conflict(RbdnbError):
@@ -117,6 +151,10 @@ class SnapshotProtected(RbdnbError):
     """The snapshot is protected."""
 
 
+class Locked(RbdnbError):
+    """Another process is doing the same thing to the same object, and did not finish in time."""
+
+
 class PermissionDenied(RbdnbError, PermissionError):
     """The cephx user's caps do not allow the operation."""
 
@@ -132,8 +170,8 @@ class Timeout(RbdnbError, TimeoutError):
 class CephError(RbdnbError):
     """Any other error from librados or librbd."""
 
-    def __init__(self, message: str, errno: int | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, errno: int | None = None, *, fix=None):
+        super().__init__(message, fix=fix)
         self.errno = errno
 
 

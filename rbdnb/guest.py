@@ -70,6 +70,7 @@ class GuestBoot:
     initrd: str | None
     cmdline: str | None
     marker: str = MARKER
+    changed: bool = True
 
     @property
     def direct(self) -> bool:
@@ -170,37 +171,86 @@ def disk_header() -> bytes:
     return (block + hashlib.sha256(block).digest() * 16).ljust(1024**2, b"\x5a")
 
 
-def build(path: str | os.PathLike, *, size: int = DISK_SIZE) -> GuestBoot:
+def check_readable_by_qemu(directory: Path, uri: str | None = None) -> None:
+    """Refuse a directory libvirt's QEMU could not read the guest from.
+
+    Under ``qemu:///system`` QEMU runs as its own user (``libvirt-qemu``), which must pass
+    through every directory above the kernel and initrd; under ``qemu:///session`` it runs
+    as this user, who can.
+    """
+    from .paths import closed_to_others, default_libvirt_uri, ensure_data_dirs, guest_dir
+    uri = uri or os.environ.get("LIBVIRT_DEFAULT_URI") or default_libvirt_uri()
+    if uri != "qemu:///system":
+        return
+    closed = closed_to_others(directory)
+    if closed is None:
+        return
+    # Offer a directory that passes this same check, never one that fails it.
+    ensure_data_dirs()
+    fallback = guest_dir() if closed_to_others(guest_dir()) is None else Path("/var/tmp")
+    raise InvalidArgument(f"{closed} is not traversable by others, so libvirt's QEMU "
+                          f"(qemu:///system) could not read a guest built in {directory}: "
+                          f"build it elsewhere, e.g. in {fallback}")
+
+
+def _same_file(path: Path, data_path: Path) -> bool:
+    if not path.is_file() or path.stat().st_size != data_path.stat().st_size:
+        return False
+    with open(path, "rb") as a, open(data_path, "rb") as b:
+        while True:
+            x, y = a.read(1 << 20), b.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def build(path: str | os.PathLike, *, size: int = DISK_SIZE, uri: str | None = None,
+          dry_run: bool = False):
     """Write the guest's qcow2 disk to ``path``, its kernel and initrd beside it.
 
-    The files are made readable by libvirt's QEMU user; the directory must be
-    traversable by it (QEMU runs as ``libvirt-qemu`` under ``qemu:///system``).
+    The files are made readable by libvirt's QEMU user (0644, in a directory it can
+    pass through, checked first). The build is reproducible and each file is written
+    to a temporary name and renamed into place, so a reader never sees half a file, a
+    build killed half-way leaves nothing half-made, and a build that finds identical
+    files in place changes nothing. Returns a :class:`GuestBoot` (``changed`` says
+    whether any file was written), or the plan when ``dry_run``.
     """
+    from .paths import GUEST_DIR_MODE, ensure_dir, guest_dir
+    from .plan import Plan
     out = Path(path).expanduser().absolute()
     if out.suffix != ".qcow2":
         raise InvalidArgument(f"guest image {out} must end in .qcow2")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for parent in [out.parent, *out.parent.parents]:
-        if os.geteuid() == 0 and not os.stat(parent).st_mode & stat.S_IXOTH:
-            raise InvalidArgument(f"{parent} is not traversable by others, so libvirt's QEMU "
-                                  f"could not read the kernel: build the guest elsewhere, "
-                                  f"e.g. under /var/lib/rbdnb or /var/tmp")
-    release = _kernel_release()
     kernel = out.with_suffix(".vmlinuz")
     initrd = out.with_suffix(".initrd")
-    shutil.copyfile(f"/boot/vmlinuz-{release}", kernel)
-    initrd.write_bytes(_initramfs(release))
+    if dry_run:
+        return Plan(f"build the offline guest {out}").add(
+            "rbdnb", "guest", "build", str(out)).note(
+            f"kernel {kernel} and initrd {initrd} beside it; nothing is written by a dry run")
+    own = out.parent == guest_dir()
+    ensure_dir(out.parent, GUEST_DIR_MODE, own=own)
+    check_readable_by_qemu(out.parent, uri)
+    release = _kernel_release()
+    written = []
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".rbdnb-guest-") as tmp:
-        raw = Path(tmp) / "disk.raw"
+        tmp = Path(tmp)
+        shutil.copyfile(f"/boot/vmlinuz-{release}", tmp / "vmlinuz")
+        (tmp / "initrd").write_bytes(_initramfs(release))
+        raw = tmp / "disk.raw"
         with open(raw, "wb") as fh:
             fh.write(disk_header())
             fh.truncate(size)
-        _proc.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out], timeout=120,
-                  what="qemu-img convert of the guest disk")
-    for f in (out, kernel, initrd):
-        os.chmod(f, 0o644)
+        _proc.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, tmp / "disk.qcow2"],
+                  timeout=120, what="qemu-img convert of the guest disk")
+        for made, final in ((tmp / "vmlinuz", kernel), (tmp / "initrd", initrd),
+                            (tmp / "disk.qcow2", out)):
+            if _same_file(final, made) and (final.stat().st_mode & 0o777) == 0o644:
+                continue
+            os.chmod(made, 0o644)
+            os.replace(made, final)
+            written.append(final.name)
     return GuestBoot(image=str(out), kernel=str(kernel), initrd=str(initrd),
-                     cmdline="console=ttyS0 panic=-1 quiet loglevel=3")
+                     cmdline="console=ttyS0 panic=-1 quiet loglevel=3", changed=bool(written))
 
 
 def parse_console(text: str) -> dict:
@@ -210,3 +260,52 @@ def parse_console(text: str) -> dict:
         disks[name] = {"sectors": int(sectors), "sha256": digest}
     return {"booted": MARKER in text, "disks": disks}
 
+
+def home(guest_dir: str | os.PathLike | None = None, *, dry_run: bool = False) -> Path:
+    """Where guests, their disks and console logs go: ``guest_dir``, else rbdnb's guest
+    directory; made (0755) and checked readable by libvirt's QEMU unless ``dry_run``."""
+    from .paths import GUEST_DIR_MODE, ensure_data_dirs, ensure_dir, guest_dir as default_dir
+    directory = Path(guest_dir).expanduser().absolute() if guest_dir else default_dir()
+    if not dry_run:
+        if guest_dir:
+            ensure_dir(directory, GUEST_DIR_MODE, own=False)
+        else:
+            ensure_data_dirs()
+        check_readable_by_qemu(directory)
+    return directory
+
+
+def offline_guest(guest_dir: str | os.PathLike | None = None, *,
+                  dry_run: bool = False) -> GuestBoot:
+    """The offline guest in ``guest_dir`` (rbdnb's guest directory by default), built if it
+    is missing or differs. With ``dry_run`` nothing is written: the result only says where
+    it would be (``changed`` False)."""
+    out = home(guest_dir, dry_run=dry_run) / "guest.qcow2"
+    if dry_run:
+        return GuestBoot(image=str(out), kernel=str(out.with_suffix(".vmlinuz")),
+                         initrd=str(out.with_suffix(".initrd")),
+                         cmdline="console=ttyS0 panic=-1 quiet loglevel=3", changed=False)
+    return build(out)
+
+
+def wait_console(path: str | os.PathLike, check, *, timeout: float = 120,
+                 interval: float = 1.0) -> dict:
+    """Wait until the guest's console log, parsed (:func:`parse_console`), satisfies
+    ``check``; return what it says. Raises :class:`~rbdnb.errors.Timeout` naming the log."""
+    import time
+    from .errors import Timeout
+    deadline = time.monotonic() + timeout
+    seen = {"booted": False, "disks": {}}
+    while True:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            text = ""
+        seen = parse_console(text)
+        if check(seen):
+            return seen
+        if time.monotonic() > deadline:
+            raise Timeout(f"{path}: no sign of the guest after {timeout:g} s "
+                          f"(booted: {seen['booted']}, disks seen: "
+                          f"{', '.join(seen['disks']) or 'none'})")
+        time.sleep(interval)

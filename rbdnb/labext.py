@@ -30,13 +30,21 @@ def _targets(prefix: str) -> tuple[Path, Path]:
             base / "etc" / "jupyter" / "jupyter_server_config.d" / "rbdnb.json")
 
 
-def install(prefix: str = sys.prefix) -> list[str]:
-    """Link the built frontend and enable the server extension; returns what changed."""
+def install(prefix: str = sys.prefix, *, dry_run: bool = False) -> list[str]:
+    """Link the built frontend and enable the server extension; returns what changed
+    (with ``dry_run``, what would change, changing nothing)."""
     if not (BUILT / "package.json").is_file():
         raise MissingTool("the built JupyterLab extension (rbdnb/labextension)",
                           "run scripts/build-frontend.sh")
     link, config = _targets(prefix)
     changed = []
+    text = json.dumps(SERVER_CONFIG, indent=2) + "\n"
+    if dry_run:
+        if not (link.is_symlink() and os.readlink(link) == str(BUILT)):
+            changed.append(f"link {link} -> {BUILT}")
+        if not config.is_file() or config.read_text() != text:
+            changed.append(f"enable the server extension rbdnb.server in {config}")
+        return changed
     if not (link.is_symlink() and os.readlink(link) == str(BUILT)):
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.is_file():

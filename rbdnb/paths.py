@@ -9,6 +9,7 @@ libvirt's session daemon does (``qemu:///session``). ``$RBDNB_DATA_DIR`` and
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,73 @@ def data_dir() -> Path:
 
 
 def guest_dir() -> Path:
-    """Where the offline guest is built by default."""
+    """Where the offline guest is built by default (mode 0755: libvirt's QEMU reads it)."""
     return data_dir() / "guest"
+
+
+def keyring_dir() -> Path:
+    """Where keyrings written for libvirt clients go by default (mode 0700, files 0600)."""
+    return data_dir() / "keyrings"
+
+
+# The mode of each directory rbdnb makes, by what it holds. The data dir only leads to
+# the others, so anyone may pass through it; keyrings stay the owner's alone.
+DATA_DIR_MODE = 0o755
+GUEST_DIR_MODE = 0o755
+PRIVATE_DIR_MODE = 0o700
+
+
+def ensure_dir(path: str | os.PathLike, mode: int, *, own: bool = True) -> Path:
+    """Make ``path`` (and missing parents, 0755) with exactly ``mode``, whatever the umask.
+
+    With ``own`` (rbdnb's own directories) an existing directory of this user is set to
+    ``mode`` too, so a directory an earlier version made 0700 becomes fit for its job;
+    a directory the user named is left as it is (callers check it instead).
+    """
+    path = Path(path).expanduser().absolute()
+    missing = []
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue
+        os.chmod(directory, mode if directory == path else 0o755)
+    if own and not missing:
+        st = path.stat()
+        if st.st_uid == os.geteuid() and (st.st_mode & 0o7777) != mode:
+            os.chmod(path, mode)
+    return path
+
+
+def ensure_data_dirs() -> None:
+    """The data dir and its guest dir, with their modes (keyrings: :func:`ensure_keyring_dir`)."""
+    ensure_dir(data_dir(), DATA_DIR_MODE)
+    ensure_dir(guest_dir(), GUEST_DIR_MODE)
+
+
+def ensure_keyring_dir(path: str | os.PathLike | None = None) -> Path:
+    """The directory for keyrings, private to its owner: rbdnb's own, or one the user named."""
+    if path is None:
+        ensure_dir(data_dir(), DATA_DIR_MODE)
+        return ensure_dir(keyring_dir(), PRIVATE_DIR_MODE)
+    return ensure_dir(path, PRIVATE_DIR_MODE, own=False)
+
+
+def closed_to_others(path: str | os.PathLike) -> Path | None:
+    """The first directory from ``path`` up to ``/`` that others may not pass through
+    (no ``x`` for others), or None when all of them may be."""
+    path = Path(path).expanduser().absolute()
+    for directory in [path, *path.parents]:
+        try:
+            if not os.stat(directory).st_mode & stat.S_IXOTH:
+                return directory
+        except FileNotFoundError:
+            continue
+    return None
 
 
 def runtime_dir() -> Path:

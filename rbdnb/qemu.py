@@ -67,7 +67,7 @@ def _target(target, cluster) -> str:
     return os.fspath(target)
 
 
-def _display(argv: list[str]) -> list[str]:
+def display_argv(argv: list[str]) -> list[str]:
     """The command as shown in a plan: rbd: options beyond conf/id/keyring left out."""
     return [re.sub(r":(client_mount_timeout|rados_osd_op_timeout|rados_mon_op_timeout)=\d+",
                    "", a) for a in argv]
@@ -95,7 +95,7 @@ def create(target, size, cluster=None, *, fmt: str = "raw", dry_run: bool = Fals
     _check_format(fmt, "format")
     nbytes = parse_size(size, what="size")
     argv = ["qemu-img", "create", "-f", fmt, _target(target, cluster), str(nbytes)]
-    plan = Plan(f"qemu-img create {_name(target)}").add(*_display(argv))
+    plan = Plan(f"qemu-img create {_name(target)}").add(*display_argv(argv))
     if dry_run:
         return plan
     _proc.run(argv, timeout=timeout, what=f"qemu-img create {_name(target)}")
@@ -113,7 +113,7 @@ def resize(target, size, cluster=None, *, shrink: bool = False, dry_run: bool = 
     if is_rbd(filename):
         argv += ["-f", "raw"]  # RBD images hold raw data; saying so skips probing
     argv += [filename, str(nbytes)]
-    plan = Plan(f"qemu-img resize {_name(target)}").add(*_display(argv))
+    plan = Plan(f"qemu-img resize {_name(target)}").add(*display_argv(argv))
     if dry_run:
         return plan
     _proc.run(argv, timeout=timeout, what=f"qemu-img resize {_name(target)}")
@@ -122,7 +122,10 @@ def resize(target, size, cluster=None, *, shrink: bool = False, dry_run: bool = 
 
 def convert_argv(source, dest, cluster=None, *, source_format: str | None = None,
                  dest_format: str = "raw", parallel: int = 16, out_of_order: bool = True,
-                 skip_create: bool = False) -> list[str]:
+                 skip_create: bool = False, target_is_zero: bool = False) -> list[str]:
+    """``qemu-img convert``'s argument list. ``skip_create`` (``-n``) writes into a target
+    that exists; ``target_is_zero`` says it reads as zeros (a new image), so holes in the
+    source are skipped rather than written."""
     _check_format(source_format, "source format")
     _check_format(dest_format, "destination format")
     argv = ["qemu-img", "convert", "-p"]
@@ -135,6 +138,8 @@ def convert_argv(source, dest, cluster=None, *, source_format: str | None = None
         argv += ["-m", str(parallel)]
     if skip_create:
         argv.append("-n")
+        if target_is_zero:
+            argv.append("--target-is-zero")
     return argv + [_target(source, cluster), _target(dest, cluster)]
 
 
@@ -177,8 +182,14 @@ def run_with_progress(argv: list[str], *, what: str, total: int,
             proc.wait()
     stderr = _proc._ANSI.sub("", proc.stderr.read().decode(errors="replace"))
     if proc.returncode != 0:
-        raise CommandFailed(f"{what} failed: {_proc.failure_line(stderr, proc.returncode)}",
-                            argv=argv, returncode=proc.returncode, stderr=stderr)
+        line = _proc.failure_line(stderr, proc.returncode)
+        if "timed out" in line.lower():  # the client timeouts passed in the rbd: name
+            raise Timeout(f"{what}: the cluster did not answer in time ({line})")
+        if "no space left" in line.lower():
+            from .errors import ClusterFull
+            raise ClusterFull(f"{what}: the cluster or pool is full ({line})")
+        raise CommandFailed(f"{what} failed: {line}", argv=argv, returncode=proc.returncode,
+                            stderr=stderr)
     if progress:
         progress(total, total)
     return time.monotonic() - t0
@@ -195,7 +206,7 @@ def convert(source, dest, cluster=None, *, source_format: str | None = None,
     """
     argv = convert_argv(source, dest, cluster, source_format=source_format,
                         dest_format=dest_format, parallel=parallel, out_of_order=out_of_order)
-    plan = Plan(f"qemu-img convert {_name(source)} to {_name(dest)}").add(*_display(argv))
+    plan = Plan(f"qemu-img convert {_name(source)} to {_name(dest)}").add(*display_argv(argv))
     if dry_run:
         return plan
     src_info = info(source, cluster)

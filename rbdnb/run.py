@@ -10,10 +10,13 @@ parameters from an unreachable cluster (exit codes 4, 2 and 3).
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
 import html
 import json
+import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,9 +154,37 @@ def _begin_checks(path: str | os.PathLike, values: dict) -> dict | None:
                     scope.update({t.id: value(stmt.value) for t in stmt.targets})
             return {kw.arg: value(kw.value) for kw in calls[0].keywords
                     if kw.arg and kw.arg != "dry_run"}
-        except Exception:  # an argument that needs the running kernel: the cell checks it
-            return None
+        except Exception as exc:
+            # The runbook's first cell would fail the same way on these values.
+            raise InvalidArgument(f"bad parameter: the values given do not fit together "
+                                  f"({type(exc).__name__}: {exc})") from None
     return None
+
+
+MAX_TEXT = 4096
+MAX_ITEMS = 1000
+MAX_DEPTH = 4
+
+
+def check_value(name: str, value, depth: int = 0) -> None:
+    """A parameter value JSON can carry faithfully, and of a sane size: finite numbers,
+    strings of at most 4096 characters, at most 1000 items, nested at most 4 deep."""
+    if depth > MAX_DEPTH:
+        raise InvalidArgument(f"parameter {name}: nested more than {MAX_DEPTH} deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(f"parameter {name}: {value!r} is not a finite number")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise InvalidArgument(f"parameter {name}: longer than {MAX_TEXT} characters")
+    if isinstance(value, (list, tuple, dict)):
+        if len(value) > MAX_ITEMS:
+            raise InvalidArgument(f"parameter {name}: more than {MAX_ITEMS} items")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(value, dict) and not isinstance(key, str):
+                raise InvalidArgument(f"parameter {name}: keys must be strings")
+            check_value(name, item, depth + 1)
+    elif value is not None and not isinstance(value, (bool, int, float, str)):
+        raise InvalidArgument(f"parameter {name}: {type(value).__name__} is not a JSON value")
 
 
 def check_parameters(path, given: dict) -> dict:
@@ -161,6 +192,12 @@ def check_parameters(path, given: dict) -> dict:
     runbook's own first cell would refuse (pool and image names, sizes, counts, paths...),
     before any kernel starts."""
     declared = runbook_parameters(path)
+    if not isinstance(given, dict) or len(given) > MAX_ITEMS:
+        raise InvalidArgument("parameters must be an object of at most 1000 names")
+    for name, value in given.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidArgument(f"parameter name {str(name)[:40]!r} is not valid")
+        check_value(name, value)
     for name, value in given.items():
         if name not in declared:
             raise InvalidArgument(f"unknown parameter {name!r} for {Path(path).name}: one of "
@@ -181,6 +218,41 @@ def check_parameters(path, given: dict) -> dict:
         from .runbook import check_parameters as check_runbook_parameters
         check_runbook_parameters(**checks)
     return declared
+
+
+@contextlib.contextmanager
+def kernel_log(path: str):
+    """Send what the kernel (and papermill) write to stdout and stderr -- warnings, what
+    subprocesses print, a crash -- to ``path`` (0600) rather than into the one line a
+    scheduler reads from ``rbdnb run`` (kept, redacted, when the run fails)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved = [os.dup(1), os.dup(2)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for copy in saved:
+            os.close(copy)
+        Path(path).write_text(redact(Path(path).read_text(errors="replace")))
+
+
+def make_private(path: str | os.PathLike) -> None:
+    """Create ``path`` (or keep it) readable by its owner only, whatever the umask: an
+    executed notebook is the operator's record, and papermill rewrites it in place (the
+    mode stays)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def redact_notebook(path: str | os.PathLike) -> None:
@@ -229,7 +301,6 @@ def run_runbook(notebook: str | os.PathLike, parameters: dict | None = None, *,
     parameters = dict(parameters or {})
     name = Path(notebook).stem
     output = str(output or Path("runs") / f"{name}.ipynb")
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now().isoformat(timespec="seconds")
     outcome = RunOutcome(notebook, output, str(html_out) if html_out else None, parameters,
                          "ok", OK, started=started)
@@ -239,21 +310,30 @@ def run_runbook(notebook: str | os.PathLike, parameters: dict | None = None, *,
         outcome.status, outcome.exit_code, outcome.message = "bad parameters", BAD_PARAMETERS, \
             str(exc)
         return outcome
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    make_private(output)
     t0 = dt.datetime.now()
     try:
-        papermill.execute_notebook(notebook, output, parameters=parameters, kernel_name=kernel,
-                                   progress_bar=False, cwd=cwd or str(Path(notebook).parent))
+        with kernel_log(f"{output}.log"):
+            papermill.execute_notebook(notebook, output, parameters=parameters,
+                                       kernel_name=kernel, progress_bar=False,
+                                       cwd=cwd or str(Path(notebook).parent))
     except PapermillExecutionError as exc:
         # IPython shows a UsageError as one stderr line, not as an error message: read it there.
         text = redact(_usage_error(output) or f"{exc.ename}: {exc.evalue}")
         if text.startswith("bad parameter"):
             outcome.status, outcome.exit_code = "bad parameters", BAD_PARAMETERS
-        elif text.startswith("cluster unreachable"):
+        elif text.startswith("cluster unreachable") or exc.ename in ("Timeout", "TimeoutError"):
+            # A daemon that stopped answering mid-run: the same exit code as one that
+            # never answered, so a scheduler retries rather than calls a step broken.
             outcome.status, outcome.exit_code = "cluster unreachable", UNREACHABLE
         else:
             outcome.status, outcome.exit_code = "step failed", STEP_FAILED
         outcome.message = f"cell {exc.exec_count}: {text.splitlines()[0] if text else exc.ename}"
     outcome.seconds = round((dt.datetime.now() - t0).total_seconds(), 1)
+    if outcome.exit_code == OK:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{output}.log")  # noise of a run that went well (kernel warnings)
     if os.path.exists(output):
         redact_notebook(output)
         outcome.summary = read_summary(output)

@@ -10,6 +10,7 @@ test) can tell that a second run changed nothing.
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from .errors import InvalidArgument
@@ -24,16 +25,34 @@ class ParameterError(InvalidArgument):
     """A runbook parameter is wrong; the run stops in its first cell."""
 
 
-def check_parameters(*, conf=None, client="admin", keyring=None, pools=(), images=(),
-                     snapshots=(), sizes=(), clients=(), counts=(), paths=(),
+def _check_path_text(name: str, value) -> str:
+    if not isinstance(value, str) or not value or any(ch in value for ch in "\0\n\r"):
+        raise ParameterError(f"parameter {name}: {value!r} is not a valid path")
+    return value
+
+
+def check_parameters(*, conf=None, client="admin", keyring=None, libvirt_uri=None,
+                     dry_run=False, pools=(), images=(), snapshots=(), sizes=(), clients=(),
+                     counts=(), ranges=(), paths=(), dirs=(), names=(), domains=(), flags=(),
                      bench: dict | None = None) -> None:
-    """Check every parameter before the first step; one clear message for the first bad one."""
+    """Check every parameter before the first step; one clear message for the first bad one.
+
+    ``pools``, ``images``, ``snapshots``, ``sizes``, ``clients``, ``names`` (a name or a
+    part of one), ``domains`` (libvirt domain names), ``paths`` (must exist, or None),
+    ``dirs`` (may be made, or None), ``flags`` (booleans) are ``(name, value)`` pairs;
+    ``counts`` must be 1 to 10000; ``ranges`` are ``(name, value, low, high)``.
+    """
     try:
-        if conf is not None and not os.path.isfile(str(conf)):
-            raise ParameterError(f"parameter conf: {conf} does not exist")
-        if keyring is not None and not os.path.isfile(str(keyring)):
-            raise ParameterError(f"parameter keyring: {keyring} does not exist")
+        for name, value in (("conf", conf), ("keyring", keyring)):
+            if value is not None and not os.path.isfile(_check_path_text(name, value)):
+                raise ParameterError(f"parameter {name}: {value} does not exist")
         parse_client(client)
+        if libvirt_uri is not None:
+            from .virt import check_uri
+            check_uri(libvirt_uri)
+        for name, value in (("dry_run", dry_run), *flags):
+            if not isinstance(value, bool):
+                raise ParameterError(f"parameter {name}: {value!r} is not True or False")
         for name, value in pools:
             check_name(value, f"parameter {name}: pool")
         for name, value in images:
@@ -44,12 +63,28 @@ def check_parameters(*, conf=None, client="admin", keyring=None, pools=(), image
             parse_size(value, what=f"parameter {name}")
         for name, value in clients:
             parse_client(value)
+        for name, value in names:
+            if not isinstance(value, str) or (value and not _NAME_PART.fullmatch(value)):
+                raise ParameterError(f"parameter {name}: {value!r} is not valid in a name: use "
+                                     f"letters, digits, '.', '_' and '-'")
+        for name, value in domains:
+            from .virt import check_domain_name
+            check_domain_name(value)
         for name, value in counts:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10000:
                 raise ParameterError(f"parameter {name}: {value!r} is not a count from 1 to 10000")
+        for name, value, low, high in ranges:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ParameterError(f"parameter {name}: {value!r} is not a whole number from "
+                                     f"{low} to {high}")
         for name, value in paths:
-            if value is not None and not os.path.exists(str(value)):
+            if value is not None and not os.path.exists(_check_path_text(name, value)):
                 raise ParameterError(f"parameter {name}: {value} does not exist")
+        for name, value in dirs:
+            if value is not None:
+                _check_path_text(name, value)
+                if os.path.exists(value) and not os.path.isdir(value):
+                    raise ParameterError(f"parameter {name}: {value} is not a directory")
         if bench is not None:
             from .bench import validate
             validate(**bench)
@@ -59,19 +94,24 @@ def check_parameters(*, conf=None, client="admin", keyring=None, pools=(), image
         raise ParameterError(str(exc)) from None
 
 
+_NAME_PART = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
 def begin(name: str, *, dry_run: bool = False, conf=None, client="admin", keyring=None,
           **checks) -> "tuple[Runbook, object]":
     """The first cell of a runbook: check the parameters, connect, and start recording.
 
     A bad parameter or an unreachable cluster stops the run here with one line
     (``bad parameter: ...`` / ``cluster unreachable: ...``), which ``rbdnb run``
-    turns into distinct exit codes.
+    turns into distinct exit codes. A run that changes things holds the runbook's lock
+    for this cluster until its summary: a second run of it at once (a schedule
+    overlapping a person) waits for the first, then finds its work done.
     """
     from IPython.core.error import UsageError
     from .cluster import connect
-    from .errors import RbdnbError, Timeout
+    from .errors import Locked, RbdnbError, Timeout
     try:
-        check_parameters(conf=conf, client=client, keyring=keyring, **checks)
+        check_parameters(conf=conf, client=client, keyring=keyring, dry_run=dry_run, **checks)
     except RbdnbError as exc:
         raise UsageError(f"bad parameter: {exc}") from None
     try:
@@ -80,7 +120,20 @@ def begin(name: str, *, dry_run: bool = False, conf=None, client="admin", keyrin
         raise UsageError(f"cluster unreachable: {exc}") from None
     except RbdnbError as exc:
         raise UsageError(f"bad parameter: {exc}") from None
-    return Runbook(name, dry_run), cluster
+    runbook = Runbook(name, dry_run)
+    if not dry_run:
+        from . import locks
+        waited = []
+        try:
+            runbook.lock = locks.Held(f"runbook:{name}:{cluster.fsid}", what=f"runbook {name}",
+                                      on_wait=waited.append)
+        except Locked as exc:
+            cluster.close()
+            raise UsageError(f"step failed: {exc}") from None
+        if waited:
+            runbook.note("wait for another run", False,
+                         f"another run of {name} was going ({waited[0]}): waited for it to end")
+    return runbook, cluster
 
 
 class Runbook:
@@ -91,6 +144,7 @@ class Runbook:
         self.dry_run = dry_run
         self.rows: list[dict] = []
         self.started = time.time()
+        self.lock = None
 
     def step(self, result, title: str | None = None):
         """Show a Result (or Plan) with its commands, record it, and return it."""
@@ -121,6 +175,8 @@ class Runbook:
 
     def summary(self):
         from IPython.display import display
+        if self.lock is not None:
+            self.lock.release()  # the run's changes are done
         frame = self.frame()
         data = {"runbook": self.name, "steps": len(frame), "changed": int(frame.changed.sum()),
                 "seconds": round(time.time() - self.started, 1), "dry_run": self.dry_run}

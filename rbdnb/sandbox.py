@@ -208,16 +208,6 @@ def pick_free_port() -> int:
         return sock.getsockname()[1]
 
 
-def unix_socket_answers(path: str) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2)
-        try:
-            sock.connect(path)
-        except OSError:
-            return False
-    return True
-
-
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by its owner only (mode 0600 from creation)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -228,7 +218,7 @@ def _write_private(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.ensure_dir(path.parent, paths.PRIVATE_DIR_MODE, own=False)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -305,6 +295,7 @@ class SandboxStatus:
     libvirt_reachable: bool = False
     libvirt_owner: str | None = None
     changed: bool = False
+    restarted: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -322,7 +313,9 @@ class SandboxStatus:
     def summary(self) -> str:
         if not self.running:
             return f"sandbox in {self.dir} is not running"
-        lines = [f"sandbox {'started' if self.changed else 'already running'} in {self.dir}",
+        verb = ("running; started again: " + ", ".join(self.restarted) if self.restarted
+                else "started" if self.changed else "already running")
+        lines = [f"sandbox {verb} in {self.dir}",
                  f"  fsid:     {self.fsid}",
                  f"  monitor:  {self.mon_host}",
                  f"  health:   {self.health.describe() if self.health else 'unknown'}"]
@@ -400,9 +393,29 @@ class Sandbox:
     def _daemon_refs(self, state: dict) -> list[_proc.ProcessRef]:
         return [_proc.ProcessRef.from_json(d) for d in state.get("daemons", [])]
 
-    @staticmethod
-    def _all_alive(refs: list[_proc.ProcessRef]) -> bool:
-        return bool(refs) and all(r.alive() for r in refs)
+    def _found_daemons(self) -> list[_proc.ProcessRef]:
+        """This sandbox's Ceph daemons as they run now, found by what they are (a ceph-*
+        process reading this sandbox's conf), not by the pid recorded at start: a manager
+        respawns itself under a new pid when a module is enabled."""
+        refs = []
+        for pid, argv in _proc.processes_named(("ceph-mon", "ceph-mgr", "ceph-osd"),
+                                               str(self.conf_path)):
+            kind = os.path.basename(argv[0])[len("ceph-"):]
+            ident = argv[argv.index("-i") + 1] if "-i" in argv[:-1] else "?"
+            ref = _proc.ProcessRef.of(f"{kind}.{ident}", pid)
+            if ref is not None:
+                refs.append(ref)
+        return refs
+
+    def _live_daemons(self, state: dict) -> dict[str, _proc.ProcessRef]:
+        """name -> a live process of that daemon (recorded, else found)."""
+        live = {r.name: r for r in self._found_daemons()}
+        live.update({r.name: r for r in self._daemon_refs(state) if r.alive()})
+        return live
+
+    def _all_alive(self, state: dict) -> bool:
+        live = self._live_daemons(state)
+        return all(name in live for name in DAEMONS)
 
     def is_running(self) -> bool:
         """Whether every daemon of this sandbox runs (by pid and start time; asks no daemon)."""
@@ -410,35 +423,79 @@ class Sandbox:
             state = self._load_state()
         except SandboxError:
             return False
-        return state is not None and self._all_alive(self._daemon_refs(state))
+        return state is not None and bool(state.get("daemons")) and self._all_alive(state)
 
     def _daemon_argv(self, name: str) -> list:
         kind, ident = name.split(".")
         return [f"ceph-{kind}", "-c", self.conf_path, "-i", ident]
 
     # -- up ------------------------------------------------------------------------------
-    def up(self) -> SandboxStatus:
-        """Start the sandbox, or report the running one and change nothing.
+    def up(self, *, dry_run: bool = False) -> SandboxStatus:
+        """Start the sandbox, or report the running one and change nothing; start again
+        whatever part of it is missing (a killed daemon, a libvirtd that died).
 
         Raises :class:`MissingTool`, :class:`NotWritable`, :class:`PortInUse`,
         :class:`Timeout` or :class:`SandboxError`; on any failure every daemon this
-        call started is stopped again.
+        call started is stopped again. With ``dry_run``, returns the plan.
         """
+        if dry_run:
+            return self._plan_up()
         for tool in CEPH_TOOLS + LIBVIRT_TOOLS:
             _proc.which(tool)
         self._check_writable()
         with _locked(self.dir / ".lock"):
             state = self._load_state()
             if state is not None:
-                if self._all_alive(self._daemon_refs(state)):
-                    # Nothing to start; still wait for health (PGs of a pool created a
-                    # moment ago may be peering), so that `up` means "usable" either way.
+                if state.get("daemons") and self._all_alive(state):
+                    # The Ceph daemons run. libvirt may not (killed, or a reboot of the
+                    # daemon): `up` brings back every missing part.
+                    restarted = self._ensure_libvirt(state)
+                    # Still wait for health (PGs of a pool created a moment ago may be
+                    # peering), so that `up` means "usable" either way.
                     self._wait_healthy(deadline=time.monotonic() + self.timeout)
                     status = self.status()
-                    status.changed = False
+                    status.changed = bool(restarted)
+                    status.restarted = restarted
                     return status
                 return self._restart(state)
             return self._create()
+
+    def _ensure_libvirt(self, state: dict) -> list[str]:
+        """Start libvirt again if it no longer serves the sandbox's URI; what was started."""
+        uri = (state.get("libvirt") or {}).get("uri") or self.libvirt_uri
+        if libvirt_reachable(uri):
+            return []
+        before = {p["name"] for p in _read_record()["processes"]}
+        self._attach_libvirt(state)
+        self._save_state(state)
+        if not libvirt_reachable(uri):
+            raise SandboxError(f"libvirtd does not answer on {uri} although its socket is "
+                               f"there (a frozen daemon?): see {paths.libvirt_daemons(uri).logs}")
+        after = [p["name"] for p in _read_record()["processes"]]
+        return [name for name in after if name not in before] or ["libvirtd"]
+
+    def _plan_up(self):
+        from .plan import Plan
+        plan = Plan(f"start the sandbox in {self.dir}")
+        state = self._load_state() if self.state_path.exists() else None
+        if state is not None:
+            live = self._live_daemons(state)
+            missing = [n for n in DAEMONS if n not in live]
+            for name in missing:
+                plan.add(*map(str, self._daemon_argv(name)))
+            if not missing:
+                plan.note("the Ceph daemons run already")
+        else:
+            plan.add("monmaptool", "--create", "--fsid", "<new fsid>", "...")
+            plan.add("ceph-mon", "--mkfs", "-i", "a", "...")
+            for name in DAEMONS:
+                plan.add(*map(str, self._daemon_argv(name)))
+            plan.note(f"{self.store} OSD of {format_size(self.osd_size)}, monitor on "
+                      f"127.0.0.1:{self.port or '<a free port>'}")
+        if not libvirt_reachable(self.libvirt_uri, timeout=3):
+            plan.add("libvirtd", "-d").note(f"libvirtd for {self.libvirt_uri} is not answering")
+        plan.note("a dry run starts nothing")
+        return plan
 
     def _check_writable(self) -> None:
         try:
@@ -502,7 +559,7 @@ class Sandbox:
         """Start again the daemons of a sandbox whose state was kept (``down --keep``)."""
         t0 = time.monotonic()
         started: list[_proc.ProcessRef] = []
-        alive = {r.name for r in self._daemon_refs(state) if r.alive()}
+        alive = set(self._live_daemons(state))
         if state["store"] == "memstore" and not state.get("kept") and "osd.0" not in alive:
             # memstore saves its data only on a clean stop (`down --keep`); after a crash or
             # a reboot its PGs are gone and a restarted OSD would never become active.
@@ -513,7 +570,7 @@ class Sandbox:
         if "mon.a" not in alive and not port_is_free(port):
             raise PortInUse(f"port 127.0.0.1:{port} of the kept sandbox in {self.dir} is now "
                             f"taken by another program")
-        state["daemons"] = [d for d in state["daemons"] if d["name"] in alive]
+        state["daemons"] = [r.to_json() for r in self._live_daemons(state).values()]
         try:
             for name in DAEMONS:
                 if name not in alive:
@@ -612,8 +669,10 @@ class Sandbox:
             raise SandboxError("the Python module rados is missing: install the Debian package "
                                "python3-rados and use a venv made with --system-site-packages "
                                "(scripts/setup.sh does both)") from None
+        t = str(int(max(1, timeout)))
         cluster = rados.Rados(conffile=str(self.conf_path), rados_id="admin",
-                              conf={"keyring": str(self.keyring_path)})
+                              conf={"keyring": str(self.keyring_path), "client_mount_timeout": t,
+                                    "rados_mon_op_timeout": t, "rados_osd_op_timeout": t})
         try:
             cluster.connect(timeout=int(max(1, timeout)))
         except rados.Error as exc:
@@ -672,38 +731,56 @@ class Sandbox:
                 time.sleep(0.2)
 
     # -- status ----------------------------------------------------------------------------
+    STATUS_HEALTH_TIMEOUT = 5.0
+    STATUS_LIBVIRT_TIMEOUT = 3.0
+
     def status(self) -> SandboxStatus:
-        """What runs, with pids, health and fullness; never blocks longer than ~10 s."""
+        """What runs, with pids, health and fullness; answers within ~10 s whatever the
+        daemons do (a frozen monitor or libvirtd is reported, not waited for)."""
         state = self._load_state()
         status = SandboxStatus(dir=str(self.dir), conf=str(self.conf_path),
                                keyring=str(self.keyring_path), running=False,
                                libvirt_uri=self.libvirt_uri)
         if state is None:
             return status
-        refs = self._daemon_refs(state)
+        live = self._live_daemons(state)
+        recorded = {r.name: r for r in self._daemon_refs(state)}
         status.fsid, status.mon_host = state["fsid"], state["mon_host"]
         status.store, status.osd_size = state["store"], state["osd_size"]
-        status.daemons = [{"name": r.name, "pid": r.pid, "running": r.alive()} for r in refs]
-        status.running = self._all_alive(refs)
+        names = list(dict.fromkeys([*recorded, *live]))
+        status.daemons = [{"name": n, "pid": (live.get(n) or recorded[n]).pid,
+                           "running": n in live} for n in names]
+        status.running = bool(state.get("daemons")) and all(n in live for n in DAEMONS)
         libvirt = state.get("libvirt") or {}
         status.libvirt_uri = libvirt.get("uri", self.libvirt_uri)
         status.libvirt_owner = libvirt.get("owner")
-        status.libvirt_reachable = libvirt_reachable(status.libvirt_uri)
-        if any(d["running"] for d in status.daemons if d["name"].startswith("mon")):
+        status.libvirt_reachable = libvirt_reachable(status.libvirt_uri,
+                                                     timeout=self.STATUS_LIBVIRT_TIMEOUT)
+        if "mon.a" in live:
+            def read():
+                with self._client(timeout=self.STATUS_HEALTH_TIMEOUT) as cluster:
+                    return self._read_health(cluster)
             try:
-                with self._client(timeout=5) as cluster:
-                    status.health = self._read_health(cluster)
+                status.health = _proc.bounded(read, self.STATUS_HEALTH_TIMEOUT + 1,
+                                              f"the sandbox monitor {status.mon_host}")
             except RbdnbError as exc:
                 status.health = Health(status="UNREACHABLE", checks={"CLIENT": str(exc)})
         return status
 
     # -- down ------------------------------------------------------------------------------
-    def down(self, keep: bool = False) -> list[str]:
+    LIBVIRT_CLEANUP_TIMEOUT = 60.0
+
+    def down(self, keep: bool = False, *, dry_run: bool = False):
         """Stop the daemons this sandbox started; remove its state unless ``keep``.
 
         Without ``keep``, the libvirt VMs, rbd pools and secrets that point at this
-        sandbox's monitor are removed first. Returns what was stopped or removed.
+        sandbox's monitor are removed first. Daemons are found by what they are (a
+        ``ceph-*`` process reading this sandbox's conf), so one that respawned under a
+        new pid is stopped too; a libvirtd that does not answer is not waited for.
+        Returns what was stopped or removed; with ``dry_run``, the plan.
         """
+        if dry_run:
+            return self._plan_down(keep)
         if not self.dir.exists():
             return []
         with _locked(self.dir / ".lock"):
@@ -715,12 +792,18 @@ class Sandbox:
             # Stop the manager and the OSD before the monitor they report to. A kept
             # memstore OSD saves its data on a clean stop, which can take a while.
             order = {"mgr": 0, "osd": 1, "mon": 2}
-            for ref in sorted(self._daemon_refs(state), key=lambda r: order.get(r.name[:3], 3)):
-                # Without --keep the OSD's data is about to be deleted: kill it rather than
-                # let memstore write gigabytes to disk first.
-                kill = not keep and ref.name.startswith("osd")
-                if ref.stop(timeout=0 if kill else (120 if keep else 15)):
-                    stopped.append(ref.name)
+            for _ in range(3):  # again, for a daemon that respawned while we stopped it
+                live = sorted(self._live_daemons(state).values(),
+                              key=lambda r: order.get(r.name[:3], 3))
+                if not live:
+                    break
+                for ref in live:
+                    # Without --keep the OSD's data is about to be deleted: kill it rather
+                    # than let memstore write gigabytes to disk first.
+                    kill = not keep and ref.name.startswith("osd")
+                    if ref.stop(timeout=0 if kill else (120 if keep else 15)) and \
+                            ref.name not in stopped:
+                        stopped.append(ref.name)
             if state.get("libvirt"):
                 stopped += _release_libvirt(self.dir)
             if keep:
@@ -732,6 +815,22 @@ class Sandbox:
             self._remove_state_files()
         return stopped
 
+    def _plan_down(self, keep: bool):
+        from .plan import Plan
+        plan = Plan(f"stop the sandbox in {self.dir}" + (" (keeping its state)" if keep else ""))
+        state = self._load_state() if self.dir.exists() else None
+        if state is None:
+            return plan.note("nothing runs there: nothing to do")
+        for ref in self._live_daemons(state).values():
+            plan.add("kill", str(ref.pid)).note(f"{ref.name} pid {ref.pid}")
+        if not keep:
+            found = self._libvirt_objects(state, remove=False)
+            plan.notes += [f"remove {what} (it points at this sandbox's monitor)"
+                           for what in found]
+            plan.add("rm", "-r", str(self.dir))
+        plan.note("libvirtd is stopped too if rbdnb started it and no other sandbox uses it")
+        return plan
+
     def _forget_libvirt_objects(self, state: dict) -> list[str]:
         """Remove what libvirt keeps that points at this sandbox's monitor.
 
@@ -740,14 +839,24 @@ class Sandbox:
         undefined: with the cluster gone they cannot work, and an autostarted pool
         whose monitor is gone slows libvirtd's own start.
         """
+        return self._libvirt_objects(state, remove=True)
+
+    def _libvirt_objects(self, state: dict, *, remove: bool) -> list[str]:
         uri = (state.get("libvirt") or {}).get("uri") or self.libvirt_uri
         if not libvirt_reachable(uri):
+            return []  # not running, or not answering (frozen): nothing to wait for
+        try:
+            return _proc.bounded(lambda: self._walk_libvirt(state, uri, remove),
+                                 self.LIBVIRT_CLEANUP_TIMEOUT, f"libvirt {uri}")
+        except RbdnbError:
             return []
+
+    def _walk_libvirt(self, state: dict, uri: str, remove: bool) -> list[str]:
         import xml.etree.ElementTree as ET
         try:
             import libvirt
-            from .virt import connect_libvirt
-            conn = connect_libvirt(uri)
+            from .virt import close_quietly, connect_libvirt
+            conn = connect_libvirt(uri, timeout=10)
         except (ImportError, RbdnbError):
             return []
         ours = {("127.0.0.1", str(state["port"])), ("localhost", str(state["port"]))}
@@ -756,16 +865,17 @@ class Sandbox:
             return any((h.get("name"), h.get("port") or "6789") in ours
                        for h in element.iter("host"))
 
-        removed = []
+        found = []
 
         def attempt(what: str, *steps) -> None:
             # Each object on its own: one that fails does not stop the others.
-            for step in steps:
-                try:
-                    step()
-                except libvirt.libvirtError:
-                    pass
-            removed.append(what)
+            if remove:
+                for step in steps:
+                    try:
+                        step()
+                    except libvirt.libvirtError:
+                        pass
+            found.append(what)
 
         try:
             for dom in conn.listAllDomains():
@@ -791,8 +901,8 @@ class Sandbox:
         except libvirt.libvirtError:
             pass
         finally:
-            conn.close()
-        return removed
+            close_quietly(conn)
+        return found
 
     def _remove_state_files(self) -> None:
         for name in _OWNED_STATE_ENTRIES:
@@ -816,28 +926,27 @@ class Sandbox:
 _LIBVIRT_RECORD = "libvirtd.json"
 
 
-def libvirt_reachable(uri: str) -> bool:
-    """Whether a daemon serves ``uri`` now. Checks the socket of qemu:///system and
-    qemu:///session, so that asking does not make libvirt autostart a session daemon."""
-    if uri in ("qemu:///system", "qemu:///session"):
-        return unix_socket_answers(paths.libvirt_daemons(uri).libvirtd_socket)
-    try:
-        proc = _proc.run(["virsh", "-c", uri, "version"], timeout=15, check=False)
-    except RbdnbError:
-        return False
-    return proc.returncode == 0
+def libvirt_reachable(uri: str, timeout: float = 5.0) -> bool:
+    """Whether a daemon serving ``uri`` answers within ``timeout`` s (a frozen one, whose
+    socket still accepts connections, does not). Asking never makes libvirt autostart a
+    session daemon (see :func:`rbdnb.virt.reachable`)."""
+    from .virt import reachable
+    return reachable(uri, timeout=timeout)
 
 
 def _read_record() -> dict:
     try:
-        return json.loads((paths.runtime_dir() / _LIBVIRT_RECORD).read_text())
+        record = json.loads((paths.runtime_dir() / _LIBVIRT_RECORD).read_text())
     except (FileNotFoundError, ValueError):
-        return {"processes": [], "users": []}
+        record = {}
+    record.setdefault("processes", [])
+    record.setdefault("users", [])
+    record.setdefault("started", [])   # the daemons rbdnb started for the sandboxes
+    return record
 
 
 def _write_record(record: dict) -> None:
-    runtime = paths.runtime_dir()
-    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    runtime = paths.ensure_dir(paths.runtime_dir(), paths.PRIVATE_DIR_MODE)
     tmp = runtime / (_LIBVIRT_RECORD + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, runtime / _LIBVIRT_RECORD)
@@ -854,19 +963,24 @@ def _use_libvirt(sandbox_dir: Path, uri: str) -> str:
         record = _read_record()
         ours = [_proc.ProcessRef.from_json(p) for p in record["processes"]]
         ours = [r for r in ours if r.alive()]
-        if unix_socket_answers(daemons.libvirtd_socket):
+        if _proc.unix_socket_answers(daemons.libvirtd_socket):
             owner = "rbdnb" if any(r.name == "libvirtd" for r in ours) else (
                 "machine" if uri == "qemu:///system" else "session")
         else:
             owner = "rbdnb"
-            if not unix_socket_answers(daemons.virtlogd_socket):
+            started = set(record["started"])
+            if not _proc.unix_socket_answers(daemons.virtlogd_socket):
                 ours.append(_start_libvirt_daemon("virtlogd", daemons.virtlogd_socket,
                                                   daemons.virtlogd_pidfile, daemons.logs))
+                started.add("virtlogd")
             ours.append(_start_libvirt_daemon("libvirtd", daemons.libvirtd_socket,
                                               daemons.libvirtd_pidfile, daemons.logs))
+            started.add("libvirtd")
+            record["started"] = sorted(started)
         users = {u for u in record["users"] if u != str(sandbox_dir)}
         users.add(str(sandbox_dir))
-        _write_record({"processes": [r.to_json() for r in ours], "users": sorted(users)})
+        _write_record({"processes": [r.to_json() for r in ours], "users": sorted(users),
+                       "started": record["started"], "uri": uri})
         return owner
 
 
@@ -878,7 +992,7 @@ def _start_libvirt_daemon(name: str, sock: str, pidfile: str, logs: str) -> _pro
     # can hold it up for a while.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if unix_socket_answers(sock):
+        if _proc.unix_socket_answers(sock):
             pid = _proc.read_pidfile(pidfile)
             if pid and (ref := _proc.ProcessRef.of(name, pid)):
                 return ref
@@ -897,17 +1011,43 @@ def _sandbox_alive(directory: str) -> bool:
 
 def _release_libvirt(sandbox_dir: Path) -> list[str]:
     """Drop this sandbox from the libvirt daemons' users; stop them if rbdnb started them
-    and no running sandbox is left."""
+    and no running sandbox is left -- also when one died and something restarted it since
+    (libvirt's client autostarts a session daemon): whoever restarted it, it is the
+    sandbox's, and nothing of the sandbox is left running."""
     with _locked(paths.runtime_dir() / "libvirtd.lock"):
         record = _read_record()
         users = [u for u in record["users"] if u != str(sandbox_dir) and _sandbox_alive(u)]
         stopped = []
         refs = [_proc.ProcessRef.from_json(p) for p in record["processes"]]
         if not users:
+            uri = record.get("uri") or paths.default_libvirt_uri()
+            daemons = paths.libvirt_daemons(uri)
+            pidfiles = {"libvirtd": daemons.libvirtd_pidfile, "virtlogd": daemons.virtlogd_pidfile}
+            for name in record["started"]:
+                if any(r.name == name and r.alive() for r in refs):
+                    continue
+                pid = _proc.read_pidfile(pidfiles[name])
+                if pid and _program_of(pid) == name and \
+                        (ref := _proc.ProcessRef.of(name, pid)) is not None:
+                    refs.append(ref)  # restarted by someone else since
             # libvirtd before virtlogd: libvirtd hands its logs to virtlogd.
             for ref in sorted(refs, key=lambda r: r.name != "libvirtd"):
                 if ref.stop(timeout=15):
                     stopped.append(ref.name)
             refs = []
-        _write_record({"processes": [r.to_json() for r in refs if r.alive()], "users": users})
+            record["started"] = []
+        _write_record({"processes": [r.to_json() for r in refs if r.alive()], "users": users,
+                       "started": record["started"], "uri": record.get("uri")})
         return stopped
+
+
+def _program_of(pid: int) -> str | None:
+    """The program a process of this user runs (basename of argv[0]), or None."""
+    try:
+        if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+            return None
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv0 = fh.read().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return None
+    return os.path.basename(argv0)

@@ -14,7 +14,11 @@ POOL = "rbd"
 IMAGE = "rbdnb-smoke"
 
 
-def run_smoke(cluster: Cluster) -> str:
+def run_smoke(cluster: Cluster, *, dry_run: bool = False) -> str:
+    if dry_run:
+        return "\n".join(str(plan) for plan in (
+            create_pool(cluster, POOL, exist_ok=True, dry_run=True),
+            create_image(cluster, f"{POOL}/{IMAGE}", "64M", exist_ok=True, dry_run=True)))
     results = [create_pool(cluster, POOL, exist_ok=True),
                create_image(cluster, f"{POOL}/{IMAGE}", "64M", exist_ok=True)]
     changed = [f"{r.action}: {r.message}" for r in results if r.changed]

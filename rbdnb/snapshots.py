@@ -9,7 +9,7 @@ from ._ceph import translated
 from .cluster import Cluster
 from .errors import (ImageHasChildren, SnapshotExists, SnapshotNotFound, SnapshotProtected,
                      require_confirmation)
-from .images import _children_of, open_image
+from .images import children_of, open_image
 from .plan import Plan, Result
 from .specs import ImageSpec, parse_spec
 
@@ -31,8 +31,9 @@ def create_snapshot(cluster: Cluster, spec: str | ImageSpec, *, exist_ok: bool =
             if exist_ok:
                 return Result(plan.action, False, "unchanged: exists", plan)
             raise SnapshotExists(f"snapshot {spec} already exists")
-        with translated(f"snapshot {spec}", exists=SnapshotExists):
-            image.create_snap(spec.snap)
+        with cluster.writing(spec.pool, f"snapshot {spec}"):
+            with translated(f"snapshot {spec}", exists=SnapshotExists):
+                image.create_snap(spec.snap)
     return Result(plan.action, True, "created", plan)
 
 
@@ -46,7 +47,7 @@ def list_snapshots(cluster: Cluster, spec: str | ImageSpec):
             rows.append({"id": snap["id"], "name": snap["name"], "size": snap["size"],
                          "protected": image.is_protected_snap(snap["name"]),
                          "timestamp": image.get_snap_timestamp(snap["id"]),
-                         "children": len(_children_of(image, snap["name"]))})
+                         "children": len(children_of(image, snap["name"]))})
     return pd.DataFrame(rows, columns=["id", "name", "size", "protected", "timestamp",
                                        "children"])
 
@@ -63,7 +64,8 @@ def protect_snapshot(cluster: Cluster, spec: str | ImageSpec, *,
         with translated(f"snapshot {spec}", not_found=SnapshotNotFound):
             if image.is_protected_snap(spec.snap):
                 return Result(plan.action, False, "unchanged: already protected", plan)
-            image.protect_snap(spec.snap)
+            with cluster.writing(spec.pool, f"protection of {spec}"):
+                image.protect_snap(spec.snap)
     return Result(plan.action, True, "protected", plan)
 
 
@@ -79,13 +81,14 @@ def unprotect_snapshot(cluster: Cluster, spec: str | ImageSpec, *,
         with translated(f"snapshot {spec}", not_found=SnapshotNotFound):
             if not image.is_protected_snap(spec.snap):
                 return Result(plan.action, False, "unchanged: not protected", plan)
-        kids = _children_of(image, spec.snap)
+        kids = children_of(image, spec.snap)
         if kids:
             raise ImageHasChildren(f"snapshot {spec} cannot be unprotected: clones depend on "
                                    f"it ({', '.join(kids[:5])}); flatten or remove them first")
-        with translated(f"snapshot {spec}", not_found=SnapshotNotFound,
-                        busy=ImageHasChildren):
-            image.unprotect_snap(spec.snap)
+        with cluster.writing(spec.pool, f"unprotection of {spec}"):
+            with translated(f"snapshot {spec}", not_found=SnapshotNotFound,
+                            busy=ImageHasChildren):
+                image.unprotect_snap(spec.snap)
     return Result(plan.action, True, "unprotected", plan)
 
 
@@ -103,8 +106,9 @@ def rollback_snapshot(cluster: Cluster, spec: str | ImageSpec, *, confirm: bool 
     with open_image(cluster, spec.at(None)) as image:
         if spec.snap not in _snap_names(image):
             raise SnapshotNotFound(f"snapshot {spec} not found")
-        with translated(f"image {spec.image_path}", not_found=SnapshotNotFound):
-            image.rollback_to_snap(spec.snap)
+        with cluster.writing(spec.pool, f"rollback of {spec.image_path}"):
+            with translated(f"image {spec.image_path}", not_found=SnapshotNotFound):
+                image.rollback_to_snap(spec.snap)
     return Result(plan.action, True, "rolled back", plan)
 
 
@@ -123,9 +127,10 @@ def remove_snapshot(cluster: Cluster, spec: str | ImageSpec, *, missing_ok: bool
             raise SnapshotNotFound(f"snapshot {spec} not found")
         if image.is_protected_snap(spec.snap):
             raise SnapshotProtected(f"snapshot {spec} is protected: unprotect it first")
-        with translated(f"snapshot {spec}", not_found=SnapshotNotFound,
-                        busy=SnapshotProtected):
-            image.remove_snap(spec.snap)
+        with cluster.writing(spec.pool, f"removal of {spec}"):
+            with translated(f"snapshot {spec}", not_found=SnapshotNotFound,
+                            busy=SnapshotProtected):
+                image.remove_snap(spec.snap)
     return Result(plan.action, True, "removed", plan)
 
 
@@ -144,9 +149,10 @@ def purge_snapshots(cluster: Cluster, spec: str | ImageSpec, *, confirm: bool = 
         if protected:
             raise SnapshotProtected(f"image {spec} has protected snapshots "
                                     f"({', '.join(protected)}): unprotect them first")
-        for name in names:
-            with translated(f"snapshot {spec}@{name}", not_found=SnapshotNotFound):
-                image.remove_snap(name)
+        with cluster.writing(spec.pool, f"purge of the snapshots of {spec}"):
+            for name in names:
+                with translated(f"snapshot {spec}@{name}", not_found=SnapshotNotFound):
+                    image.remove_snap(name)
     if not names:
         return Result(plan.action, False, "unchanged: no snapshots", plan)
     return Result(plan.action, True, f"removed {len(names)} snapshot(s)", plan)

@@ -15,7 +15,7 @@ from .errors import InvalidArgument
 
 DEFAULT_POOL = "rbd"
 NAME_MAX = 128
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _ALLOWED = "letters, digits, '.', '_' and '-', not starting with '.' or '-'"
 
 
@@ -27,7 +27,7 @@ def check_name(name: object, kind: str) -> str:
     if len(name) > NAME_MAX:
         raise InvalidArgument(f"{kind} name {name[:20]!r}... is too long: at most "
                               f"{NAME_MAX} characters")
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):  # fullmatch: '$' would pass 'name\n'
         raise InvalidArgument(f"{kind} name {name!r} is not valid: use {_ALLOWED}")
     return name
 
@@ -75,10 +75,10 @@ def parse_spec(spec: "str | ImageSpec", *, snap: str = "forbidden",
     if isinstance(spec, ImageSpec):
         parsed = spec
     else:
-        if not isinstance(spec, str) or not spec.strip():
+        if not isinstance(spec, str) or not spec.strip() or spec != spec.strip():
             raise InvalidArgument(f"image spec {spec!r} is not valid: expected "
                                   f"pool[/namespace]/image[@snap]")
-        text = spec.strip()
+        text = spec
         if text.count("@") > 1:
             raise InvalidArgument(f"image spec {spec!r} is not valid: at most one '@'")
         path, _, snapname = text.partition("@")

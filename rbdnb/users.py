@@ -85,16 +85,33 @@ def get_key(cluster: Cluster, client: str) -> Secret:
     return Secret(found["key"], entity)
 
 
-def write_keyring(cluster: Cluster, client: str, path: str | os.PathLike, *,
+def keyring_path(client: str, directory: str | os.PathLike | None = None) -> str:
+    """Where ``client.NAME``'s keyring goes: ``DIR/ceph.client.NAME.keyring``, in rbdnb's
+    private keyring directory unless ``directory`` is given."""
+    from .paths import keyring_dir
+    name = f"ceph.client.{parse_client(client)}.keyring"
+    return os.path.join(os.fspath(directory) if directory is not None else keyring_dir(), name)
+
+
+def write_keyring(cluster: Cluster, client: str, path: str | os.PathLike | None = None, *,
                   dry_run: bool = False) -> Result | Plan:
-    """Write ``client.NAME``'s keyring to ``path`` with mode 0600 (created that way)."""
+    """Write ``client.NAME``'s keyring to ``path`` with mode 0600 (created that way).
+
+    Without ``path`` it goes to rbdnb's keyring directory (0700, under its data dir); a
+    missing directory of ``path`` is made 0700.
+    """
+    from .paths import ensure_keyring_dir, keyring_dir
     entity = f"client.{parse_client(client)}"
-    path = os.fspath(path)
+    path = os.path.abspath(os.fspath(path)) if path is not None else keyring_path(client)
+    if "\n" in path or "\0" in path:
+        raise InvalidArgument(f"keyring path {path!r} is not valid")
     plan = Plan(f"write keyring of {entity}").add(
         "ceph", *cluster.cli_args(), "auth", "get", entity, "-o", path)
-    plan.note("the file is created with mode 0600")
+    plan.note("the file is created with mode 0600; a directory made for it is 0700")
     if dry_run:
         return plan
+    directory = os.path.dirname(path)
+    ensure_keyring_dir(None if directory == os.fspath(keyring_dir()) else directory)
     found = _auth_get(cluster, entity)
     if found is None:
         raise UserNotFound(f"user {entity} not found")
@@ -108,8 +125,11 @@ def write_keyring(cluster: Cluster, client: str, path: str | os.PathLike, *,
                               value=path)
     except OSError:
         pass
-    tmp = f"{path}.tmp{os.getpid()}"
+    # One temporary name per keyring: a write killed half-way leaves nothing a re-run
+    # does not overwrite; the key is never in a file others can read, even for a moment.
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)

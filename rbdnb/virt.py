@@ -36,8 +36,8 @@ from .plan import Plan, Result
 from .specs import ImageSpec, check_name, parse_client, parse_spec
 
 DEFAULT_MEMORY_MIB = 256
-_TARGET_RE = re.compile(r"^(vd|sd|hd)[a-z]{1,2}$")
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_TARGET_RE = re.compile(r"(vd|sd|hd)[a-z]{1,2}")
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _UNSAFE = re.compile(r"[<>&\"'\x00-\x1f\x7f]")
 
 
@@ -120,13 +120,13 @@ def check_path(path: object, what: str) -> str:
 
 
 def check_target(target: object) -> str:
-    if not isinstance(target, str) or not _TARGET_RE.match(target):
+    if not isinstance(target, str) or not _TARGET_RE.fullmatch(target):
         raise InvalidArgument(f"disk target {target!r} is not valid: expected e.g. vda, vdb, sdb")
     return target
 
 
 def check_uuid(value: object) -> str:
-    if not isinstance(value, str) or not _UUID_RE.match(value):
+    if not isinstance(value, str) or not _UUID_RE.fullmatch(value):
         raise InvalidArgument(f"UUID {value!r} is not valid: expected 8-4-4-4-12 lower-case hex")
     return value
 
@@ -172,28 +172,85 @@ def _ensure_event_loop() -> None:
     _EVENT_LOOP.append(thread)
 
 
-def connect_libvirt(uri: str | None = None, *, keepalive: int = 5):
-    """Open a libvirt connection; keepalives close it if the daemon stops answering."""
+CONNECT_TIMEOUT = 15.0
+
+
+def check_uri(uri: object) -> str:
+    """A libvirt URI: ``driver[+transport]://[host]/path[?query]``, no markup or spaces."""
+    if not isinstance(uri, str) or not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^\s<>&\"']*", uri):
+        raise InvalidArgument(f"libvirt URI {uri!r} is not valid: expected e.g. qemu:///system "
+                              f"or qemu:///session")
+    return uri
+
+
+def connect_libvirt(uri: str | None = None, *, keepalive: int = 5,
+                    timeout: float = CONNECT_TIMEOUT):
+    """Open a libvirt connection within ``timeout`` s; keepalives then close it if the
+    daemon stops answering, so no call on it blocks forever either.
+
+    A daemon that does not answer (stopped, frozen, gone) gives :class:`Timeout`.
+    """
     import libvirt
     _ensure_event_loop()
-    uri = uri or default_uri()
-    check_xml_value(uri, "libvirt URI")
+    uri = check_uri(uri or default_uri())
     if uri == "qemu:///system":
         # The system daemon is never started on demand: without it, say so at once. (The
         # session daemon is: libvirt's client starts one for qemu:///session.)
-        from .sandbox import unix_socket_answers
+        from ._proc import unix_socket_answers
         if not unix_socket_answers(paths.libvirt_daemons(uri).libvirtd_socket):
             raise Timeout(f"libvirtd is not serving {uri}: start it (rbdnb sandbox up)")
-    with _translated(f"libvirt {uri}"):
-        conn = libvirt.open(uri)
-        # A daemon that misses 3 keepalives 5 s apart is taken as gone: calls then fail
-        # instead of blocking forever. In-process drivers (test:///) have no daemon.
-        try:
-            conn.setKeepAlive(keepalive, 3)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
-                raise
-    return conn
+
+    def open_():
+        with _translated(f"libvirt {uri}"):
+            conn = libvirt.open(uri)
+            # A daemon that misses 3 keepalives 5 s apart is taken as gone: calls then fail
+            # instead of blocking forever. In-process drivers (test:///) have no daemon.
+            try:
+                conn.setKeepAlive(keepalive, 3)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                    raise
+        return conn
+
+    from ._proc import bounded
+    return bounded(open_, timeout, f"libvirt {uri} (libvirtd does not answer: is it stopped "
+                                   f"or frozen? rbdnb sandbox status tells)",
+                   on_late=lambda conn: conn.close())
+
+
+def reachable(uri: str | None = None, *, timeout: float = 5.0) -> bool:
+    """Whether a libvirt daemon serving ``uri`` answers a question within ``timeout`` s.
+
+    A frozen daemon still accepts connections on its socket; this asks it its version.
+    For qemu:///system and qemu:///session the socket is checked first, so asking never
+    makes libvirt's client start a session daemon.
+    """
+    uri = uri or default_uri()
+    if uri in ("qemu:///system", "qemu:///session"):
+        from ._proc import unix_socket_answers
+        if not unix_socket_answers(paths.libvirt_daemons(uri).libvirtd_socket):
+            return False
+    try:
+        conn = connect_libvirt(uri, timeout=timeout)
+    except RbdnbError:
+        return False
+    from ._proc import bounded
+    try:
+        bounded(conn.getLibVersion, timeout, f"libvirt {uri}")
+        return True
+    except Exception:
+        return False
+    finally:
+        close_quietly(conn)
+
+
+def close_quietly(conn, timeout: float = 5.0) -> None:
+    """Close a libvirt connection without waiting long for a daemon that does not answer."""
+    from ._proc import bounded
+    try:
+        bounded(conn.close, timeout, "closing a libvirt connection")
+    except Exception:
+        pass
 
 
 # -- the ceph secret --------------------------------------------------------------------------
@@ -249,6 +306,19 @@ def define_secret(conn, cluster: Cluster, client: str = "libvirt", uuid: str | N
                   plan, value=secret.UUIDString())
 
 
+PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def find_secret(conn, client: str = "libvirt") -> str | None:
+    """The UUID of ``client.NAME``'s ceph secret in libvirt, or None (changes nothing)."""
+    import libvirt
+    usage = secret_usage(client)
+    with _translated(f"secret {usage!r}"):
+        found = _find(conn.secretLookupByUsage, libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage,
+                      missing=libvirt.VIR_ERR_NO_SECRET)
+    return found.UUIDString() if found is not None else None
+
+
 def ensure_secret(conn, cluster: Cluster, client: str = "libvirt",
                   uuid: str | None = None) -> str:
     """The UUID of ``client.NAME``'s ceph secret in libvirt, defined and set if needed."""
@@ -265,9 +335,12 @@ def list_secrets(conn):
     return pd.DataFrame(rows, columns=["uuid", "usage_type", "usage"])
 
 
-def undefine_secret(conn, uuid: str) -> Result:
+def undefine_secret(conn, uuid: str, *, dry_run: bool = False) -> Result | Plan:
+    """``virsh secret-undefine UUID``."""
     check_uuid(uuid)
     plan = Plan(f"undefine secret {uuid}").add("virsh", "secret-undefine", uuid)
+    if dry_run:
+        return plan
     import libvirt
     with _translated(f"secret {uuid}"):
         secret = _find(conn.secretLookupByUUIDString, uuid, missing=libvirt.VIR_ERR_NO_SECRET)
@@ -417,12 +490,14 @@ def _rbd_pool_auth(conn, ceph_pool: str, cluster: Cluster | None = None) -> RbdA
     return found[0][1] if found else None
 
 
-def delete_rbd_pool(conn, name: str) -> Result:
+def delete_rbd_pool(conn, name: str, *, dry_run: bool = False) -> Result | Plan:
     """Stop and undefine a libvirt pool (the Ceph pool and its images stay)."""
     import libvirt
     check_name(name, "libvirt pool")
     plan = Plan(f"remove libvirt pool {name}").add("virsh", "pool-destroy", name)
     plan.add("virsh", "pool-undefine", name)
+    if dry_run:
+        return plan
     with _translated(f"libvirt pool {name}"):
         pool = _find(conn.storagePoolLookupByName, name,
                      missing=libvirt.VIR_ERR_NO_STORAGE_POOL)
@@ -448,15 +523,18 @@ def list_volumes(conn, name: str):
     return pd.DataFrame(rows, columns=["name", "path", "capacity", "allocation"])
 
 
-def create_volume(conn, pool: str, name: str, size) -> Result:
+def create_volume(conn, pool: str, name: str, size, *, dry_run: bool = False) -> Result | Plan:
     """``virsh vol-create-as POOL NAME SIZE`` (an RBD image made by libvirt)."""
     from .units import parse_size
+    check_name(pool, "libvirt pool")
     nbytes = parse_size(size, what="volume size")
     root = ET.Element("volume")
     ET.SubElement(root, "name").text = check_name(name, "volume")
     ET.SubElement(root, "capacity", unit="bytes").text = str(nbytes)
     plan = Plan(f"create volume {pool}/{name}").add("virsh", "vol-create-as", pool, name,
                                                     f"{nbytes}b")
+    if dry_run:
+        return plan
     with _translated(f"volume {pool}/{name}"):
         p = conn.storagePoolLookupByName(check_name(pool, "libvirt pool"))
         p.createXML(ET.tostring(root, encoding="unicode"), 0)
@@ -598,8 +676,12 @@ def _domain(conn, name: str):
         return conn.lookupByName(name)
 
 
-def start_vm(conn, name: str) -> Result:
+def start_vm(conn, name: str, *, dry_run: bool = False) -> Result | Plan:
+    """``virsh start``."""
+    check_domain_name(name)
     plan = Plan(f"start VM {name}").add("virsh", "start", name)
+    if dry_run:
+        return plan
     dom = _domain(conn, name)
     with _translated(f"domain {name}"):
         if dom.isActive():
@@ -608,9 +690,13 @@ def start_vm(conn, name: str) -> Result:
     return Result(plan.action, True, "started", plan)
 
 
-def shutdown_vm(conn, name: str, *, timeout: float = 60) -> Result:
+def shutdown_vm(conn, name: str, *, timeout: float = 60,
+                dry_run: bool = False) -> Result | Plan:
     """Ask the guest to power off (ACPI); wait up to ``timeout`` s."""
+    check_domain_name(name)
     plan = Plan(f"shut down VM {name}").add("virsh", "shutdown", name)
+    if dry_run:
+        return plan
     dom = _domain(conn, name)
     with _translated(f"domain {name}"):
         if not dom.isActive():
@@ -625,9 +711,12 @@ def shutdown_vm(conn, name: str, *, timeout: float = 60) -> Result:
     return Result(plan.action, True, "shut down", plan)
 
 
-def destroy_vm(conn, name: str) -> Result:
+def destroy_vm(conn, name: str, *, dry_run: bool = False) -> Result | Plan:
     """Force the VM off (``virsh destroy``); its definition and disks stay."""
+    check_domain_name(name)
     plan = Plan(f"destroy VM {name}").add("virsh", "destroy", name)
+    if dry_run:
+        return plan
     dom = _domain(conn, name)
     with _translated(f"domain {name}"):
         if not dom.isActive():
@@ -636,9 +725,13 @@ def destroy_vm(conn, name: str) -> Result:
     return Result(plan.action, True, "forced off", plan)
 
 
-def undefine_vm(conn, name: str, *, missing_ok: bool = False) -> Result:
+def undefine_vm(conn, name: str, *, missing_ok: bool = False,
+                dry_run: bool = False) -> Result | Plan:
     """Forget the VM (``virsh undefine``); it must be off. Its RBD disks stay."""
+    check_domain_name(name)
     plan = Plan(f"undefine VM {name}").add("virsh", "undefine", name)
+    if dry_run:
+        return plan
     try:
         dom = _domain(conn, name)
     except DomainNotFound:
@@ -697,6 +790,7 @@ def attach_rbd(conn, domain: str, image: str, target: str = "vdb", *, live: bool
                persistent: bool = True, auth: RbdAuth | None = None,
                cluster: Cluster | None = None, dry_run: bool = False) -> Result | Plan:
     """Attach RBD image ``pool/image`` as disk ``target`` (live if the VM runs, and/or in its config)."""
+    check_domain_name(domain)
     spec = parse_spec(image)
     check_target(target)
     if not live and not persistent:
@@ -734,7 +828,8 @@ def detach_rbd(conn, domain: str, image_or_target: str, *, live: bool = True,
     A live detach waits (up to ``timeout`` s) until the guest has released the disk.
     """
     import libvirt
-    is_target = bool(_TARGET_RE.match(image_or_target or ""))
+    check_domain_name(domain)
+    is_target = bool(_TARGET_RE.fullmatch(image_or_target) if isinstance(image_or_target, str) else None)
     if not is_target:
         wanted = _rbd_name(parse_spec(image_or_target))
     argv = ["virsh", "detach-disk", domain, image_or_target]
@@ -779,6 +874,7 @@ def replace_disk(conn, domain: str, target: str, image: str, *, auth: RbdAuth | 
     disk's bus and address) is kept. A running VM sees the change at its next start.
     """
     import libvirt
+    check_domain_name(domain)
     spec = parse_spec(image)
     check_target(target)
     new = _rbd_disk(spec, target, _auth_for(conn, spec, auth, cluster))
@@ -823,12 +919,17 @@ def file_disk(path: str, target: str = "vda", fmt: str = "qcow2") -> ET.Element:
     return disk
 
 
-def clone_volume(conn, pool: str, source: str, name: str) -> Result:
+def clone_volume(conn, pool: str, source: str, name: str, *,
+                 dry_run: bool = False) -> Result | Plan:
     """``virsh vol-clone``: for an rbd pool, libvirt makes a copy-on-write RBD clone."""
+    check_name(pool, "libvirt pool")
+    check_name(source, "volume")
     root = ET.Element("volume")
     ET.SubElement(root, "name").text = check_name(name, "volume")
     plan = Plan(f"clone volume {pool}/{source} to {name}").add(
         "virsh", "vol-clone", "--pool", pool, source, name)
+    if dry_run:
+        return plan
     with _translated(f"volume {pool}/{source}"):
         p = conn.storagePoolLookupByName(check_name(pool, "libvirt pool"))
         src = p.storageVolLookupByName(check_name(source, "volume"))
@@ -837,10 +938,14 @@ def clone_volume(conn, pool: str, source: str, name: str) -> Result:
 
 
 def delete_volume(conn, pool: str, name: str, *, confirm: bool = False,
-                  missing_ok: bool = False) -> Result:
+                  missing_ok: bool = False, dry_run: bool = False) -> Result | Plan:
     """``virsh vol-delete``: removes the RBD image. Needs ``confirm=True``."""
     import libvirt
+    check_name(pool, "libvirt pool")
+    check_name(name, "volume")
     plan = Plan(f"delete volume {pool}/{name}").add("virsh", "vol-delete", "--pool", pool, name)
+    if dry_run:
+        return plan
     require_confirmation(confirm, f"deleting volume {pool}/{name} destroys its RBD image")
     with _translated(f"volume {pool}/{name}"):
         p = conn.storagePoolLookupByName(check_name(pool, "libvirt pool"))

@@ -23,8 +23,21 @@ from .cluster import Cluster
 from .errors import InvalidArgument, RbdnbError
 from .plan import Plan, Result
 from .secret import redact
+from .settings import settings
 
 Action = Callable[..., "Result | Plan"]
+
+
+def form_words(keyword: str, value) -> str | None:
+    """How a fix the core names reads in a form: the box to tick."""
+    if keyword == "exist_ok":
+        return "tick the box for images that exist already"
+    if keyword == "confirm":
+        return "tick 'confirm'"
+    if keyword == "free_space":
+        return f"free space with rbdnb.free_space(cluster, ['{value or 'POOL'}/IMAGE'], " \
+               f"confirm=True) or %rbd free-space"
+    return None
 
 
 class Form:
@@ -39,6 +52,11 @@ class Form:
         self.plan = w.Output(layout=w.Layout(border="1px solid #ddd", padding="4px"))
         self.output = w.Output()
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
+        # Ticked: Run shows the plan and changes nothing. It starts as the shared default
+        # (%config RbdnbMagics.dry_run, $RBDNB_DRY_RUN) and follows it when it changes.
+        self.dry_run = w.Checkbox(value=settings.dry_run, description="dry run",
+                                  indent=False, layout=w.Layout(width="auto"))
+        settings.on_dry_run(lambda value: setattr(self.dry_run, "value", value))
         self.bar = w.IntProgress(min=0, max=1, value=0, description="",
                                  layout=w.Layout(width="60%", visibility="hidden"))
         self.result: Result | None = None
@@ -47,7 +65,8 @@ class Form:
             widget.observe(self._changed, names="value")
         self.run_button.on_click(self._run)
         self.widget = w.VBox([w.HTML(f"<b>{title}</b>"), *fields.values(), self.status,
-                              self.plan, w.HBox([self.run_button, self.bar]), self.output])
+                              self.plan, w.HBox([self.run_button, self.dry_run, self.bar]),
+                              self.output])
         self._changed()
 
     def values(self) -> dict:
@@ -69,7 +88,8 @@ class Form:
         try:
             plan = self.action(**self.values(), dry_run=True)
         except RbdnbError as exc:
-            self.status.value = f"<span style='color:#b00'>✗ {_html(redact(str(exc)))}</span>"
+            self.status.value = (f"<span style='color:#b00'>✗ "
+                                 f"{_html(redact(exc.worded(form_words)))}</span>")
             self.plan.outputs = ()
             self.run_button.disabled = True
             return
@@ -87,7 +107,8 @@ class Form:
         self.error = None
         self.bar.value = 0
         try:
-            self.result = self.action(**self.values(), dry_run=False, progress=self._progress)
+            self.result = self.action(**self.values(), dry_run=bool(self.dry_run.value),
+                                      progress=self._progress)
             self._show(self.output, self.result)
             value = getattr(self.result, "value", None)
             if value is not None and hasattr(value, "_repr_html_"):
@@ -95,7 +116,7 @@ class Form:
             if self.after is not None:
                 self.after(self.result, self.output)
         except RbdnbError as exc:
-            self.error = redact(str(exc))
+            self.error = redact(exc.worded(form_words))
             self._show(self.output, f"error: {self.error}")
         finally:
             self.run_button.disabled = False

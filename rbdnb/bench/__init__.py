@@ -41,7 +41,7 @@ from typing import Callable
 
 from .. import _proc
 from ..cluster import Cluster
-from ..errors import CommandFailed, InvalidArgument, Timeout
+from ..errors import CommandFailed, ImageNotFound, InvalidArgument, PoolNotFound, Timeout
 from ..plan import Plan
 from ..specs import ImageSpec, parse_spec
 from ..units import format_size, parse_size
@@ -183,12 +183,18 @@ def is_prefilled(cluster: Cluster, spec: str | ImageSpec) -> bool:
 
 
 def prefill(cluster: Cluster, spec: str | ImageSpec, *, progress: Progress | None = None,
-            force: bool = False) -> str:
+            force: bool = False, dry_run: bool = False) -> "str | Plan":
     """Write the whole image once (sequential 4M writes) so reads read real data.
 
-    Returns ``"unchanged"`` if it was pre-filled at this size already, else ``"filled"``.
+    Returns ``"unchanged"`` if it was pre-filled at this size already, else ``"filled"``;
+    with ``dry_run`` the plan (nothing is written).
     """
     spec = parse_spec(spec)
+    if dry_run:
+        return Plan(f"pre-fill {spec}").add(
+            "rbd", *cluster.cli_args(), "bench", "--io-type", "write", "--io-pattern", "seq",
+            "--io-size", "4M", "--io-total", "<its size>", str(spec)).note(
+            f"then image metadata {PREFILL_KEY} = its size; skipped if it is there already")
     if not force and is_prefilled(cluster, spec):
         return "unchanged"
     cluster.check_writable(spec.pool)
@@ -248,7 +254,11 @@ def _check_case(cluster: Cluster, spec: ImageSpec, case: _Case, image_size: int)
 
 def _plan_prefill(plan: Plan, cluster: Cluster, spec: ImageSpec, cases) -> bool:
     needs = any(c.io_type in ("read", "randread", "mixed") for c in cases)
-    if needs and not is_prefilled(cluster, spec):
+    try:
+        filled = is_prefilled(cluster, spec)
+    except (ImageNotFound, PoolNotFound):
+        filled = False  # a plan for an image a later step makes
+    if needs and not filled:
         plan.note(f"pre-fill {spec} first (sequential 4M writes over the whole image), "
                   f"so reads read data")
         return True
@@ -462,19 +472,24 @@ def ratios(df, baseline: str = "rbd", metric: str = "iops"):
 def matrix(cluster: Cluster, spec: str | ImageSpec, engines=("native",),
            io_types=("randwrite",), io_sizes=("4K",), queue_depths=(16,), *,
            total=None, seconds: float | None = None, rw_mix_read: int = 50,
-           repeat: int = 1, progress: Progress | None = None, dry_run: bool = False):
+           repeat: int = 1, progress: Progress | None = None, dry_run: bool = False,
+           image_size=None):
     """Run every combination and return one DataFrame row per run.
 
     Engines are interleaved innermost, so the engines of one case run back to
     back against the same cluster state. Every combination is validated before
-    the first run. ``progress(done, total)`` counts finished runs.
+    the first run. ``progress(done, total)`` counts finished runs. A dry run of an
+    image that does not exist yet (a runbook's plan) takes its size as ``image_size``.
     """
     import pandas as pd
     spec = parse_spec(spec)
     cases = _cases(engines, io_types, io_sizes, queue_depths, total, seconds, rw_mix_read)
     _check_int(repeat, "repeat", 1, 100)
     cases = [c for _ in range(repeat) for c in cases]
-    image_size = _image_size(cluster, spec)
+    if dry_run and image_size is not None:
+        image_size = parse_size(image_size, what="image size")
+    else:
+        image_size = _image_size(cluster, spec)
     for case in cases:
         _check_case(cluster, spec, case, image_size)
     if dry_run:

@@ -7,24 +7,59 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..errors import InvalidArgument, NotFound, RbdnbError
+from ..secret import redact
+
+AUTH_RESOURCE = "rbdnb"
+MAX_BODY = 64 * 1024
+
+
+def _reject_constant(name: str):
+    raise InvalidArgument(f"the request body holds {name}, which is not a JSON number")
+
+
+def dumps(value) -> str:
+    """JSON that every browser parses: non-finite numbers (from a run stored before they
+    were refused) become null rather than the invalid ``NaN``."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(value), allow_nan=False)
 
 
 class _Handler(APIHandler):
+    # Jupyter Server's Authorizer decides, as for its own handlers: GET is "read" on the
+    # resource "rbdnb", POST "write" (starting runs, making copies).
+    auth_resource = AUTH_RESOURCE
+
     def initialize(self, ext):
         self.ext = ext
 
     def fail(self, status: int, message: str) -> None:
         self.set_status(status)
-        self.finish(json.dumps({"message": message}))
+        self.finish(json.dumps({"message": redact(message)}))
 
     def body(self) -> dict:
+        raw = self.request.body or b"{}"
+        if len(raw) > MAX_BODY:
+            raise InvalidArgument(f"the request body is larger than {MAX_BODY} bytes")
         try:
-            data = json.loads(self.request.body or b"{}")
+            data = json.loads(raw, parse_constant=_reject_constant)
+        except InvalidArgument:
+            raise
+        except RecursionError:
+            raise InvalidArgument("the request body is nested too deeply") from None
         except ValueError:
             raise InvalidArgument("the request body is not JSON") from None
         if not isinstance(data, dict):
@@ -39,8 +74,10 @@ class _Handler(APIHandler):
             return self.fail(404, str(exc))
         except (InvalidArgument, RbdnbError) as exc:
             return self.fail(400, str(exc))
+        except RecursionError:
+            return self.fail(400, "the parameters are nested too deeply")
         self.set_status(status)
-        self.finish(json.dumps(result))
+        self.finish(dumps(result))
 
     async def create(self, fn):
         """A POST of ``{"runbook", "parameters"}``: 201 with ``fn(runbook, parameters)``."""
@@ -53,34 +90,40 @@ class _Handler(APIHandler):
 
 class StatusHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self):
-        self.finish(json.dumps(await self.ext.status.get()))
+        self.finish(dumps(await self.ext.status.get()))
 
 
 class RunbooksHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self):
         await self.call(self.ext.runbooks.all)
 
 
 class RunsHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self):
         await self.call(self.ext.runs.all)
 
     @web.authenticated
+    @authorized
     async def post(self):
         await self.create(self.ext.runs.start)
 
 
 class RunHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self, run_id):
         await self.call(self.ext.runs.get, run_id)
 
 
 class CopiesHandler(_Handler):
     @web.authenticated
+    @authorized
     async def post(self):
         await self.create(lambda runbook, parameters:
                           {"path": self.ext.runs.copy(runbook, parameters)})

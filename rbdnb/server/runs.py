@@ -23,10 +23,11 @@ from pathlib import Path
 
 from .. import _proc
 from ..errors import InvalidArgument, NotFound
+from ..paths import PRIVATE_DIR_MODE, ensure_dir
 from ..run import check_parameters, runbook_info
 
-RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,64}-[0-9a-f]{6}$")
-RUNBOOK_NAME = re.compile(r"^[0-9]{2}-[a-z0-9-]{1,64}$")
+RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,64}-[0-9a-f]{6}")
+RUNBOOK_NAME = re.compile(r"[0-9]{2}-[a-z0-9-]{1,64}")
 STATES = ("running", "ok", "bad parameters", "cluster unreachable", "step failed", "lost")
 
 
@@ -38,7 +39,7 @@ class Runbooks:
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("[0-9][0-9]-*.ipynb")
-                      if RUNBOOK_NAME.match(p.stem))
+                      if RUNBOOK_NAME.fullmatch(p.stem))
 
     def path(self, name: object) -> Path:
         if not isinstance(name, str) or name not in self.names():
@@ -105,8 +106,10 @@ class RunStore:
         path = self.runbooks.check(runbook, parameters)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_id = f"{stamp}-{runbook}-{secrets.token_hex(3)}"
+        ensure_dir(self.dir, PRIVATE_DIR_MODE, own=False)
         rundir = self.dir / run_id
-        rundir.mkdir(parents=True, mode=0o700)
+        rundir.mkdir(mode=0o700)
+        os.chmod(rundir, 0o700)
         (rundir / "parameters.json").write_text(json.dumps(parameters, indent=2) + "\n")
         argv = [sys.executable, "-m", "rbdnb", "run", str(path),
                 "--parameters", str(rundir / "parameters.json"),
@@ -139,7 +142,7 @@ class RunStore:
             return None
 
     def get(self, run_id: object) -> dict:
-        if not isinstance(run_id, str) or not RUN_ID.match(run_id) or \
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or \
                 not (self.dir / run_id / "run.json").is_file():
             raise NotFound(f"run {run_id!r} does not exist")
         self.reap()
@@ -172,7 +175,7 @@ class RunStore:
     def all(self) -> list[dict]:
         if not self.dir.is_dir():
             return []
-        ids = sorted((p.name for p in self.dir.iterdir() if RUN_ID.match(p.name)
+        ids = sorted((p.name for p in self.dir.iterdir() if RUN_ID.fullmatch(p.name)
                       and (p / "run.json").is_file()), reverse=True)
         return [self.get(i) for i in ids]
 
@@ -185,9 +188,23 @@ class RunStore:
         path = self.runbooks.check(runbook, parameters)
         nb = parameterize_notebook(load_notebook_node(str(path)), parameters)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = self.dir.parent / "copies" / f"{runbook}-{stamp}.ipynb"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, str(out))
+        copies = self.dir.parent / "copies"
+        # A copy is the user's own notebook: once run it may hold anything the kernel
+        # printed, so it is private (0600 in a 0700 directory), whatever the umask.
+        ensure_dir(copies, PRIVATE_DIR_MODE)
+        for n in range(1000):
+            out = copies / f"{runbook}-{stamp}{'' if n == 0 else f'-{n}'}.ipynb"
+            try:
+                # Created exclusively: two copies in the same second never overwrite.
+                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                nbformat.write(nb, fh)
+            break
+        else:
+            raise InvalidArgument(f"too many copies of {runbook} this second")
         link = self._link(out)
         if link is None:
             raise InvalidArgument(f"{out} is outside the Jupyter root {self.root}")

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from rbdnb import _proc
+
 from rbdnb.run import read_summary
 from tests.conftest import in_ci
 
@@ -271,7 +273,8 @@ def test_runbooks_ran_unprivileged_with_no_parameters(binder, executed):
     # The defaults put the guest and the keyring in the user's data dir.
     data = binder.home / ".local/share/rbdnb"
     assert (data / "guest/guest.qcow2").is_file()
-    assert (data / "ceph.client.libvirt.keyring").stat().st_mode & 0o777 == 0o600
+    assert (data / "keyrings/ceph.client.libvirt.keyring").stat().st_mode & 0o777 == 0o600
+    assert (data / "keyrings").stat().st_mode & 0o777 == 0o700
 
 
 def test_vms_boot_from_rbd_clones_under_session_libvirt(binder, executed):
@@ -352,6 +355,17 @@ def test_no_key_is_readable_by_others_or_shown(binder, executed):
 
 def test_down_leaves_nothing_running(binder, executed):
     keys = _keys(binder)
+    # The libvirtd rbdnb started dies, and libvirt's client autostarts another (as any
+    # `virsh -c qemu:///session` does): down stops that one too, whoever restarted it.
+    pidfile = binder.home / ".cache/libvirt/libvirtd.pid"
+    first = int(pidfile.read_text())
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _proc.start_time(first) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    binder.run("virsh", "-c", "qemu:///session", "list", "--all", timeout=120)
+    second = int(pidfile.read_text())
+    assert second != first and _proc.start_time(second) is not None
     proc = binder.run("rbdnb", "sandbox", "down", timeout=300)
     assert "libvirtd" in proc.stdout and "virtlogd" in proc.stdout, proc.stdout
     deadline = time.monotonic() + 30

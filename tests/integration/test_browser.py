@@ -99,17 +99,19 @@ def test_notebook_magics_and_clone_form_in_jupyterlab(lab, sandbox, cluster, cli
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # A busy 2-core machine: every wait is on a condition, with a generous bound.
+            page.set_default_timeout(120_000)
             page.goto(f"{lab['base']}/lab/tree/demo.ipynb?token={lab['token']}")
-            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook", timeout=120_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=60_000)
+                                   timeout=120_000)
             # The idle indicator can show before the kernel session is connected, and a
             # Run All given then is lost: give it a second go (every cell is safe to re-run).
             for attempt in (1, 2):
                 page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
                 page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
                 try:
-                    page.wait_for_selector(".jp-RenderedHTMLCommon table", timeout=30_000)
+                    page.wait_for_selector(".jp-RenderedHTMLCommon table", timeout=90_000)
                     break
                 except Exception:
                     page.screenshot(path=str(ARTIFACTS / f"browser-attempt{attempt}.png"),
@@ -117,12 +119,12 @@ def test_notebook_magics_and_clone_form_in_jupyterlab(lab, sandbox, cluster, cli
                     if attempt == 2:
                         raise
             run = page.locator(".widget-button", has_text="Run")
-            run.wait_for(timeout=60_000)
+            run.wait_for(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "browser-form.png"), full_page=True)
             listing = page.locator(".jp-RenderedHTMLCommon table", has_text="br-img")
             assert listing.count() == 1 and "features" in listing.inner_text()  # %rbd ls
             run.click()
-            page.wait_for_selector("text=10 created", timeout=60_000)
+            page.wait_for_selector("text=10 created", timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "browser-clone-done.png"), full_page=True)
             text = page.inner_text(".jp-Notebook")
         finally:
@@ -149,11 +151,13 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 "--disable-sync"])
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                # A busy 2-core machine: every wait is on a condition, with a generous bound.
+                page.set_default_timeout(120_000)
                 # A workspace of its own, reset: the default layout, with a Launcher.
                 page.goto(f"{lab['base']}/lab/workspaces/rbdnb-ui?reset&token={lab['token']}")
                 section = page.locator(".jp-Launcher-section", has=page.locator(
                     ".jp-Launcher-sectionTitle", has_text="Runbooks"))
-                section.wait_for(timeout=60_000)
+                section.wait_for(timeout=120_000)
                 cards = section.locator(".jp-LauncherCard")
                 titles = [cards.nth(i).inner_text().replace("\n", " ")
                           for i in range(cards.count())]
@@ -161,14 +165,14 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 assert "01 — QEMU and RBD" in titles[1], titles
                 # The status bar shows the sandbox's health, in colour.
                 status = page.locator(".rbdnb-Status[data-level='ok']")
-                status.wait_for(timeout=60_000)
+                status.wait_for(timeout=120_000)
                 text = status.inner_text()
                 assert "HEALTH_OK" in text and ("TCG" in text or "KVM" in text), text
                 assert cli("ceph", "health").stdout.strip() == "HEALTH_OK"
                 page.screenshot(path=str(ARTIFACTS / "lab-launcher.png"))
                 # A card opens the runbook's form; Run goes through the server.
                 cards.nth(1).click()
-                page.locator(".rbdnb-RunbookForm").wait_for(timeout=30_000)
+                page.locator(".rbdnb-RunbookForm").wait_for(timeout=90_000)
                 assert page.locator(".rbdnb-RunbookForm input[name='pool']").input_value() \
                     == "rdb_1"
                 page.fill(".rbdnb-RunbookForm input[name='pool']", pool)
@@ -176,7 +180,7 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 page.screenshot(path=str(ARTIFACTS / "lab-dialog.png"))
                 page.get_by_role("button", name="Run", exact=True).click()
                 run = page.locator(".rbdnb-Run", has_text="01-qemu-rbd")
-                run.wait_for(timeout=30_000)
+                run.wait_for(timeout=90_000)
                 page.locator(".rbdnb-Run[data-state='ok']").wait_for(timeout=300_000)
                 page.screenshot(path=str(ARTIFACTS / "lab-runs-panel.png"))
                 assert "steps changed something" in run.inner_text()
@@ -190,18 +194,18 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 html.close()
                 run.locator(".rbdnb-Run-notebook").click()
                 page.locator(".jp-NotebookPanel .jp-Notebook", has_text=pool).wait_for(
-                    timeout=60_000)
+                    timeout=120_000)
                 page.locator(".lm-TabBar-tabLabel", has_text="01-qemu-rbd.ipynb").wait_for(
-                    timeout=30_000)
+                    timeout=90_000)
                 page.screenshot(path=str(ARTIFACTS / "lab-run-notebook.png"))
                 # The run outlives a page reload.
                 page.reload()
-                page.locator(".rbdnb-Status[data-level='ok']").wait_for(timeout=60_000)
+                page.locator(".rbdnb-Status[data-level='ok']").wait_for(timeout=120_000)
                 page.wait_for_timeout(1000)  # the layout restorer reopens the panel if it was open
                 if not page.locator("#rbdnb-runs").is_visible():
                     page.locator(".lm-TabBar-tab[data-id='rbdnb-runs']").click()
                 page.locator(".rbdnb-Run[data-state='ok']", has_text="01-qemu-rbd").wait_for(
-                    timeout=60_000)
+                    timeout=120_000)
                 # A bad parameter is refused with one line, and the form comes back as filled.
                 page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
                 page.locator(".lm-Menu-itemLabel", has_text="New Launcher").first.click()
@@ -209,19 +213,19 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 page.fill(".rbdnb-RunbookForm input[name='vm_count']", "0")
                 page.get_by_role("button", name="Run", exact=True).click()
                 error = page.locator(".jp-Dialog", has_text="not started")
-                error.wait_for(timeout=30_000)
+                error.wait_for(timeout=90_000)
                 assert "vm_count: 0 is not a count from 1 to 10000" in error.inner_text()
                 page.screenshot(path=str(ARTIFACTS / "lab-bad-parameter.png"))
                 error.get_by_role("button").last.click()
                 assert page.locator(".rbdnb-RunbookForm input[name='vm_count']").input_value(
-                    timeout=30_000) == "0"
+                    timeout=90_000) == "0"
                 # "Open a copy": a new notebook with the parameters filled in, opened here.
                 page.fill(".rbdnb-RunbookForm input[name='vm_count']", "3")
                 page.get_by_role("button", name="Open a copy", exact=True).click()
                 page.locator(".lm-TabBar-tabLabel", has_text="03-golden-image-clones-").wait_for(
-                    timeout=60_000)
+                    timeout=120_000)
                 page.locator(".jp-NotebookPanel:visible .jp-Cell", has_text="vm_count = 3").first \
-                    .wait_for(timeout=60_000)
+                    .wait_for(timeout=120_000)
                 page.screenshot(path=str(ARTIFACTS / "lab-open-a-copy.png"))
             finally:
                 browser.close()

@@ -194,3 +194,27 @@ def test_open_a_copy_fills_in_the_parameters(api, jp_root_dir, sandbox):
     assert 'pool = "mine"' in source and "pg_num = 16" in source
     assert f'conf = "{sandbox.conf_path}"' in source  # the server's cluster
     assert nb["metadata"]["kernelspec"]["name"] == "rbdnb"
+
+
+def test_hostile_bodies_are_refused_with_400_and_nothing_starts(api, jp_root_dir):
+    runs_before = len(api.get("runs"))
+    nan = b'{"runbook": "01-qemu-rbd", "parameters": {"pg_num": NaN}}'
+    assert "not a JSON number" in api.refused("runs", nan)
+    inf = b'{"runbook": "01-qemu-rbd", "parameters": {"size": Infinity}}'
+    assert "not a JSON number" in api.refused("runs", inf)
+    deep = ('{"runbook": "01-qemu-rbd", "parameters": {"pool": ' + "[" * 5000 + "]" * 5000
+            + "}}").encode()
+    assert "nested" in api.refused("runs", deep) or "too deep" in api.refused("runs", deep)
+    assert "longer than 4096" in api.refused("runs", {"runbook": "01-qemu-rbd",
+                                                      "parameters": {"pool": "x" * 5000}})
+    assert "larger than" in api.refused("copies", b'{"pad": "' + b"x" * 70000 + b'"}')
+    assert len(api.get("runs")) == runs_before  # GET runs stays valid JSON, nothing new
+
+
+def test_copies_made_in_one_second_are_distinct_and_private(api, jp_root_dir):
+    paths = [api.post("copies", {"runbook": "00-preflight", "parameters": {}})[1]["path"]
+             for _ in range(3)]
+    assert len(set(paths)) == 3
+    for path in paths:
+        assert os.stat(jp_root_dir / path).st_mode & 0o777 == 0o600
+    assert os.stat((jp_root_dir / paths[0]).parent).st_mode & 0o777 == 0o700

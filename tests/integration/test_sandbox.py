@@ -103,10 +103,19 @@ def test_up_again_reports_the_running_sandbox_and_changes_nothing(sandbox):
 
 
 def test_status_json_and_env_from_the_cli(sandbox):
-    out = subprocess.run(RBDNB + ["sandbox", "status", "--json", "--dir", str(sandbox.dir)],
-                         capture_output=True, text=True, timeout=60)
-    data = json.loads(out.stdout)
-    assert data["running"] and data["healthy"]
+    # Health is a reading at one moment: load from other work on 2 cores can make the
+    # monitor warn for a while (slow ops), so read again until it settles.
+    deadline = time.monotonic() + 90
+    while True:
+        t0 = time.monotonic()
+        out = subprocess.run(RBDNB + ["sandbox", "status", "--json", "--dir", str(sandbox.dir)],
+                             capture_output=True, text=True, timeout=60)
+        assert time.monotonic() - t0 < 30  # documented: ~10 s at most, whatever the daemons do
+        data = json.loads(out.stdout)
+        if data["healthy"] or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert data["running"] and data["healthy"], data["health"]
     assert {d["name"] for d in data["daemons"]} == {"mon.a", "mgr.x", "osd.0"}
     assert all(d["pid"] > 1 for d in data["daemons"])
     assert data["conf"] == str(sandbox.conf_path) and data["fsid"]

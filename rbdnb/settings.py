@@ -1,0 +1,39 @@
+"""What every front end shares: the default for ``dry_run``.
+
+The core takes ``dry_run`` explicitly on every mutating call; the front ends (magics,
+forms, the ``rbdnb`` CLI) fill it in from a flag when the user gives one, else from
+this default: ``$RBDNB_DRY_RUN`` (``1``/``true``) at start, and in a kernel
+``%config RbdnbMagics.dry_run = True``, which sets it for the magics and the forms alike.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class Settings:
+    def __init__(self):
+        self._dry_run = os.environ.get("RBDNB_DRY_RUN", "").strip().lower() in ("1", "true",
+                                                                                "yes")
+        self._listeners: list = []
+
+    @property
+    def dry_run(self) -> bool:
+        return self._dry_run
+
+    @dry_run.setter
+    def dry_run(self, value: bool) -> None:
+        self._dry_run = bool(value)
+        for listener in list(self._listeners):
+            listener(self._dry_run)
+
+    def on_dry_run(self, listener) -> None:
+        """Call ``listener(value)`` when the default changes (a form's checkbox follows it)."""
+        self._listeners.append(listener)
+
+    def resolve_dry_run(self, flag: bool | None) -> bool:
+        """A flag the user gave wins; without one, the shared default applies."""
+        return self.dry_run if flag is None else bool(flag)
+
+
+settings = Settings()
