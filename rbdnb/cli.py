@@ -34,6 +34,8 @@ def _dry(args) -> bool:
 
 def cli_words(keyword: str, value) -> str | None:
     """How a fix the core names reads on the command line."""
+    if keyword == "confirm":
+        return "add -p confirm True (rbdnb run), or pass confirm=True (Python)"
     if keyword == "free_space":
         return f"free space with %rbd free-space {value or 'POOL'}/IMAGE ... --yes (in a " \
                f"notebook) or rbdnb.free_space()"

@@ -16,6 +16,7 @@ is a :class:`~rbdnb.errors.Conflict` and is never touched.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import re
 import time
 from typing import Callable
 
@@ -23,7 +24,7 @@ from . import journal
 from ._ceph import translated
 from .cluster import Cluster, allowed_clone_format
 from .errors import (CephError, ClusterFull, Conflict, ImageBusy, ImageExists, ImageNotFound,
-                     InvalidArgument, RbdnbError, SnapshotNotFound, Timeout)
+                     InvalidArgument, PoolNotFound, RbdnbError, SnapshotNotFound, Timeout)
 from .images import children_of, feature_mask, feature_names, image_names, open_image
 from .plan import Plan, Result
 from .specs import ImageSpec, parse_spec
@@ -74,9 +75,31 @@ def _parent_of(cluster: Cluster, child: ImageSpec) -> str | None:
     return f"{p['pool_name']}/{ns}{p['image_name']}@{p['snap_name']}"
 
 
+def _has_data(cluster: Cluster, spec: ImageSpec) -> bool:
+    """Whether any data object of the image exists (a half-made clone never wrote one)."""
+    import rbd
+    with cluster.ioctx(spec.pool, spec.namespace) as ioctx:
+        try:
+            with rbd.Image(ioctx, spec.image, read_only=True) as image:
+                prefix = image.stat()["block_name_prefix"] + "."
+        except rbd.ImageNotFound:
+            return False
+        with translated(f"pool {spec.pool}"):
+            for obj in ioctx.list_objects():
+                if obj.key.startswith(prefix):
+                    return True
+    return False
+
+
 def _sort_existing(cluster: Cluster, parent: ImageSpec, existing: list[ImageSpec]):
     """Split images that exist already into (clones of ``parent``, half-made clones that a
-    recorded intent says rbdnb was making from ``parent``). Anything else is a Conflict."""
+    recorded intent says rbdnb was making from ``parent``). Anything else is a Conflict.
+
+    Half-made means: an intent for it from ``parent``, and either no header, or a parent
+    link to ``parent`` without being among its children, or no parent and no data at all.
+    A flattened clone (no parent, but data) or an image of other parentage is never taken
+    for one, whatever intent an interrupted run left.
+    """
     if not existing:
         return [], []
     with open_image(cluster, parent.at(None), read_only=True) as image:
@@ -91,17 +114,16 @@ def _sort_existing(cluster: Cluster, parent: ImageSpec, existing: list[ImageSpec
         intents[key] = journal.read(cluster, key[0], key[1],
                                     [_intent_key(c) for c in unsure if (c.pool, c.namespace) == key])
     for child in unsure:
-        # Not in the parent's children list: half-made, whatever its header says (a clone
-        # killed after linking its parent but before registering as a child would keep
-        # the snapshot from knowing it depends on it).
         intent = intents[(child.pool, child.namespace)].get(_intent_key(child))
-        if intent is not None and intent.get("parent") == str(parent):
-            half_made.append((child, intent))
-            continue
         try:
             have = _parent_of(cluster, child)
         except ImageNotFound:
             have = "(no header)"
+        ours = intent is not None and intent.get("parent") == str(parent)
+        if ours and (have in ("(no header)", str(parent)) or
+                     (have is None and not _has_data(cluster, child))):
+            half_made.append((child, intent))
+            continue
         if have == str(parent):
             raise Conflict(f"image {child} names {parent} as its parent but is not among its "
                            f"children: a clone interrupted half-way by another client; remove "
@@ -113,12 +135,19 @@ def _sort_existing(cluster: Cluster, parent: ImageSpec, existing: list[ImageSpec
 
 
 def _remove_half_made(cluster: Cluster, child: ImageSpec, deadline: float,
-                      dead_writer: bool) -> None:
+                      intent: dict) -> None:
     """Remove a clone a killed process left half-made. Its client's watch on the image can
-    outlive it by up to the OSDs' watch timeout (30 s): when the writer is known dead (an
-    intent of this host, whose lock we hold), it is cut off first, as librbd does when it
-    breaks a dead client's lock; otherwise librbd's "busy" is waited out."""
+    outlive it by up to the OSDs' watch timeout (30 s): when the writer is known dead (a
+    process of this host that is gone), it is cut off first, as librbd does when it breaks
+    a dead client's lock; otherwise librbd's "busy" is waited out. A writer that still runs
+    (another user's process on this host) is left alone: Locked."""
     import rbd
+    from .staging import writer_gone
+    dead_writer = writer_gone(intent)
+    if dead_writer is False:
+        from .errors import Locked
+        raise Locked(f"clone {child} is being made by another process of this host (pid "
+                     f"{intent.get('pid')}): wait for it to end")
     if dead_writer:
         from .staging import _watchers, blocklist
         watchers = _watchers(cluster, child)
@@ -201,6 +230,10 @@ def check_pattern(names: str) -> None:
             raise InvalidArgument(f"pattern {names!r} is not valid: only {{i}} with an integer "
                                   f"format such as {{i:03d}} may appear, not {{{field}"
                                   f"{'!' + conv if conv else ''}{':' + spec if spec else ''}}}")
+        width = re.search(r"\d+", spec or "")
+        if width and int(width.group()) > 32:
+            raise InvalidArgument(f"pattern {names!r} is not valid: {{i:{spec}}} is wider "
+                                  f"than 32 characters")
         try:
             format(1, spec or "")
         except ValueError:
@@ -308,6 +341,12 @@ def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, 
     total, done = len(children), len(good)
     if progress:
         progress(done, total)
+    if good:
+        # A clone that is complete needs no intent: an interrupted run may have left one.
+        try:
+            _forget_intents(cluster, good)
+        except RbdnbError:
+            pass
     if not todo:
         frame = pd.DataFrame(rows, columns=["name", "status", "seconds", "error"])
         return Result(plan.action, False, f"0 created, {len(good)} unchanged", plan, value=frame)
@@ -318,22 +357,26 @@ def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, 
     _record_intents(cluster, parent, todo)
     repair_deadline = time.monotonic() + stall + 10
     for child, intent in half_made:
-        _remove_half_made(cluster, child, repair_deadline,
-                          dead_writer=intent.get("host") == journal.owner()["host"])
+        _remove_half_made(cluster, child, repair_deadline, intent)
 
     created: list[ImageSpec] = []
     failed: list[dict] = []
+    submitted: set[str] = set()
     abandoned = False
-    with cluster.ioctx(parent.pool, parent.namespace) as p_ioctx:
-        ioctxs = {}
-        for c in todo:  # open them all before the threads start
-            key = (c.pool, c.namespace)
-            if key not in ioctxs:
-                ioctx = cluster.rados.open_ioctx(c.pool)
+    ioctxs = {}
+    try:
+        # Opened by hand, not in a with-block: if the cluster stops answering, threads stay
+        # inside librbd with them, and closing them then would crash the process.
+        for pool_ns in [(parent.pool, parent.namespace)] + [(c.pool, c.namespace)
+                                                            for c in todo]:
+            if pool_ns not in ioctxs:
+                with translated(f"pool {pool_ns[0]}", not_found=PoolNotFound):
+                    ioctx = cluster.rados.open_ioctx(pool_ns[0])
+                ioctxs[pool_ns] = ioctx
                 ioctx.set_osdmap_full_try()
-                if c.namespace:
-                    ioctx.set_namespace(c.namespace)
-                ioctxs[key] = ioctx
+                if pool_ns[1]:
+                    ioctx.set_namespace(pool_ns[1])
+        p_ioctx = ioctxs[(parent.pool, parent.namespace)]
 
         def one(c: ImageSpec) -> dict:
             t0 = time.perf_counter()
@@ -345,7 +388,7 @@ def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, 
                         "seconds": time.perf_counter() - t0, "error": "", "spec": c}
             except RbdnbError as exc:
                 return {"name": str(c), "status": "failed", "seconds": time.perf_counter() - t0,
-                        "error": str(exc), "spec": c, "exc": exc}
+                        "error": str(exc), "template": exc.template, "spec": c, "exc": exc}
 
         pool = futures.ThreadPoolExecutor(max_workers=min(concurrency, len(todo)))
         queue = list(todo)
@@ -354,7 +397,9 @@ def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, 
         try:
             while queue or running:
                 while queue and stopped is None and len(running) < concurrency:
-                    running.add(pool.submit(one, queue.pop(0)))
+                    child = queue.pop(0)
+                    submitted.add(str(child))
+                    running.add(pool.submit(one, child))
                 finished, running = futures.wait(running, timeout=stall,
                                                  return_when=futures.FIRST_COMPLETED)
                 if not finished:
@@ -366,12 +411,12 @@ def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, 
                     row = fut.result()
                     exc = row.pop("exc", None)
                     spec = row.pop("spec")
-                    rows.append(row)
+                    rows.append({k: v for k, v in row.items() if k != "template"})
                     done += 1
                     if row["status"] == "created":
                         created.append(spec)
                     else:
-                        failed.append(row)
+                        failed.append(row)  # with its template, for the message
                         if stopped is None and isinstance(exc, (Timeout, ClusterFull)):
                             stopped = exc
                         elif stopped is None and row["seconds"] >= 0.8 * stall:
@@ -385,14 +430,16 @@ def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, 
                     queue.clear()  # the cluster stopped answering: start no more
         finally:
             pool.shutdown(wait=not abandoned, cancel_futures=True)
-            if not abandoned:
-                for ioctx in ioctxs.values():
-                    ioctx.close()
-            # else: threads still wait inside librbd on these; closing them would crash.
+    finally:
+        if not abandoned:
+            for ioctx in ioctxs.values():
+                ioctx.close()
+        # else: threads still wait inside librbd on these; closing them would crash.
 
     # Intents of clones that are complete, or never started, are done with; those of
-    # clones that failed half-way stay, so that a re-run remakes them.
-    unstarted = [c for c in todo if str(c) not in {r["name"] for r in rows}]
+    # clones that failed, or were still being made when the cluster stopped answering,
+    # stay, so that a re-run remakes them.
+    unstarted = [c for c in todo if str(c) not in submitted]
     try:
         _forget_intents(cluster, created + unstarted)
     except RbdnbError:
@@ -410,15 +457,15 @@ def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, 
         shown = ", ".join(missing[:3]) + (f" … {missing[-1]}" if len(missing) > 3 else "")
         kind = ClusterFull if isinstance(stopped, ClusterFull) else Timeout
         exc = kind(f"clones of {parent}: stopped after {len(created) + len(good)} of {total} "
-                   f"were made, because {stopped}; not made: {len(missing)} ({shown}); once "
-                   f"the cluster answers, re-run and {{fix}} to complete",
-                   fix=("exist_ok", True))
+                   f"were made, because {stopped.template}; not made: {len(missing)} "
+                   f"({shown}); once the cluster answers, re-run and {{fix:exist_ok=True}} to "
+                   f"complete")
         exc.result = result
         raise exc
     if failed:
         exc = CephError(f"{len(failed)} of {total} clones of {parent} failed; first: "
-                        f"{failed[0]['error']}; re-run and {{fix}} to complete",
-                        fix=("exist_ok", True))
+                        f"{failed[0]['template']}; re-run and {{fix:exist_ok=True}} to "
+                        f"complete")
         exc.result = result
         raise exc
     return result

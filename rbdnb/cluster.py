@@ -213,7 +213,7 @@ class Cluster:
             try:
                 self.check_writable(pool)
             except ClusterFull as full:
-                raise ClusterFull(f"{what}: {full}", fix=full.fix) from None
+                raise ClusterFull(f"{what}: {full.template}") from None
             except RbdnbError:
                 pass
             raise

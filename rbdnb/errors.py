@@ -38,6 +38,9 @@ holds a cephx key. librados/librbd errors are translated at the boundary
 
 from __future__ import annotations
 
+import re
+
+_MORE_FIXES = re.compile(r"\{fix:(\w+)(?:=([^{}]*))?\}")
 
 class RbdnbError(Exception):
     """Base of every error rbdnb raises.
@@ -54,13 +57,32 @@ class RbdnbError(Exception):
 
     def worded(self, spell=None) -> str:
         """The message with its ``{fix}`` in the words of ``spell(keyword, value)``
-        (a front end's), or Python's when ``spell`` is None or does not know the keyword."""
+        (a front end's), or Python's when ``spell`` is None or does not know the keyword.
+        A message may name further fixes as ``{fix:keyword=value}`` (see :attr:`template`)."""
         text = str(self.args[0]) if self.args else ""
-        if self.fix is None or "{fix}" not in text:
-            return text
-        keyword, value = self.fix
-        words = spell(keyword, value) if spell is not None else None
-        return text.replace("{fix}", words or python_words(keyword, value))
+
+        def words(keyword, value):
+            said = spell(keyword, value) if spell is not None else None
+            return said or python_words(keyword, value)
+
+        if self.fix is not None and "{fix}" in text:
+            text = text.replace("{fix}", words(*self.fix))
+
+        def more(match):
+            value = match.group(2)
+            return words(match.group(1), True if value == "True" else value)
+        return _MORE_FIXES.sub(more, text)
+
+    @property
+    def template(self) -> str:
+        """The message as raised, its fixes not yet worded (``{fix:keyword=value}``): to
+        wrap it in another error's message, which a front end then words as a whole."""
+        text = str(self.args[0]) if self.args else ""
+        if self.fix is not None:
+            keyword, value = self.fix
+            text = text.replace("{fix}", "{fix:" + keyword +
+                                ("" if value is None else f"={value}") + "}")
+        return text
 
     def __str__(self) -> str:
         return self.worded()

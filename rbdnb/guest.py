@@ -178,16 +178,19 @@ def check_readable_by_qemu(directory: Path, uri: str | None = None) -> None:
     through every directory above the kernel and initrd; under ``qemu:///session`` it runs
     as this user, who can.
     """
-    from .paths import closed_to_others, default_libvirt_uri, ensure_data_dirs, guest_dir
+    from .paths import closed_to_others, data_dir, default_libvirt_uri, guest_dir
     uri = uri or os.environ.get("LIBVIRT_DEFAULT_URI") or default_libvirt_uri()
     if uri != "qemu:///system":
         return
     closed = closed_to_others(directory)
     if closed is None:
         return
-    # Offer a directory that passes this same check, never one that fails it.
-    ensure_data_dirs()
-    fallback = guest_dir() if closed_to_others(guest_dir()) is None else Path("/var/tmp")
+    # Offer a directory that passes this same check, never one that fails it: rbdnb's guest
+    # dir if what lies above its data dir lets others through (rbdnb makes the data and guest
+    # dirs 0755 itself), else /var/tmp.
+    own = guest_dir()
+    fallback = own if own != directory and closed_to_others(data_dir().parent) is None \
+        else Path("/var/tmp")
     raise InvalidArgument(f"{closed} is not traversable by others, so libvirt's QEMU "
                           f"(qemu:///system) could not read a guest built in {directory}: "
                           f"build it elsewhere, e.g. in {fallback}")

@@ -25,9 +25,33 @@ from .cluster import Cluster
 OBJECT = "rbdnb_journal"
 
 
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
 def owner() -> dict:
-    """Who writes an intent: host, pid and the time, for messages and stale checks."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "time": round(time.time(), 3)}
+    """Who writes an intent: host, boot, pid and its start time, and the time -- enough to
+    tell later whether that process still runs."""
+    from ._proc import start_time
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid,
+            "started": start_time(pid), "time": round(time.time(), 3)}
+
+
+def owner_alive(intent: dict) -> bool | None:
+    """Whether the process that wrote ``intent`` still runs: True or False for one of this
+    host (since its boot), None when that cannot be known (another host, an older record)."""
+    from ._proc import start_time
+    if intent.get("host") != socket.gethostname() or not intent.get("boot") or \
+            intent.get("started") is None:
+        return None
+    if intent["boot"] != _boot_id():
+        return False  # this host rebooted since
+    return start_time(int(intent["pid"])) == intent["started"]
 
 
 def record(cluster: Cluster, pool: str, namespace: str, entries: dict[str, dict]) -> None:

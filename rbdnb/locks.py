@@ -36,9 +36,8 @@ def default_wait() -> float:
 
 
 def lock_dir():
-    directory = paths.runtime_dir() / "locks"
-    paths.ensure_dir(directory, 0o700)
-    return directory
+    paths.ensure_runtime_dir()
+    return paths.ensure_dir(paths.runtime_dir() / "locks", paths.PRIVATE_DIR_MODE)
 
 
 def _holder(fd: int) -> str:
@@ -93,16 +92,30 @@ def held(key: str, *, what: str, wait: float | None = None, on_wait=None):
         os.close(fd)
 
 
+_HELD: dict[str, "Held"] = {}
+
+
 class Held:
     """A lock taken now and released by :meth:`release` (or when the process ends):
-    for a runbook, which holds its lock from its first cell to its summary."""
+    for a runbook, which holds its lock from its first cell to its summary.
+
+    A process that takes a key it holds already (a person running a runbook's first cell
+    again, in the same kernel, after a step failed) hands the lock over to the new holder
+    rather than wait for itself."""
 
     def __init__(self, key: str, *, what: str, wait: float | None = None, on_wait=None):
+        previous = _HELD.pop(key, None)
+        if previous is not None:
+            previous.release()
+        self.key = key
         self._cm = held(key, what=what, wait=wait, on_wait=on_wait)
         self._cm.__enter__()
         self.active = True
+        _HELD[key] = self
 
     def release(self) -> None:
         if self.active:
             self.active = False
+            if _HELD.get(self.key) is self:
+                del _HELD[self.key]
             self._cm.__exit__(None, None, None)

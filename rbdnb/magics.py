@@ -455,18 +455,25 @@ p.add_argument("ceph_pool", metavar="CEPH_POOL")
 p.add_argument("--client", default="libvirt")
 p.add_argument("--secret", help="secret UUID (default: the client's ceph secret)")
 
-VIRSH.add("pool-list", "libvirt storage pools",
-          lambda m, a: _frame([{"name": p.name(), "active": bool(p.isActive()),
-                                "autostart": bool(p.autostart())}
-                               for p in m.libvirt.listAllStoragePools(0)],
-                              ["name", "active", "autostart"]), example="pool-list")
+def _pool_list(m, a):
+    with virt._translated("storage pools"):
+        return _frame([{"name": p.name(), "active": bool(p.isActive()),
+                        "autostart": bool(p.autostart())}
+                       for p in m.libvirt.listAllStoragePools(0)],
+                      ["name", "active", "autostart"])
+
+
+def _domain_list(m, a):
+    with virt._translated("domains"):
+        return _frame([{"name": d.name(), "running": bool(d.isActive())}
+                       for d in m.libvirt.listAllDomains()], ["name", "running"])
+
+
+VIRSH.add("pool-list", "libvirt storage pools", _pool_list, example="pool-list")
 p = VIRSH.add("vol-list", "volumes of a libvirt pool",
               lambda m, a: virt.list_volumes(m.libvirt, a.pool), example="vol-list {lvpool}")
 p.add_argument("pool")
-VIRSH.add("list", "domains and their state",
-          lambda m, a: _frame([{"name": d.name(), "running": bool(d.isActive())}
-                               for d in m.libvirt.listAllDomains()], ["name", "running"]),
-          example="list")
+VIRSH.add("list", "domains and their state", _domain_list, example="list")
 VIRSH.add("secret-list", "libvirt secrets (never their values)",
           lambda m, a: virt.list_secrets(m.libvirt), example="secret-list")
 
@@ -613,7 +620,8 @@ class RbdnbMagics(Magics):
     @property
     def libvirt(self):
         if self._libvirt is not None and not self._libvirt_alive():
-            self._libvirt = None  # the daemon restarted: connect again
+            virt.close_quietly(self._libvirt)  # the daemon restarted: connect again
+            self._libvirt = None
         if self._libvirt is None:
             self._libvirt = virt.connect_libvirt(self._uri)
         return self._libvirt

@@ -76,15 +76,16 @@ def ensure_dir(path: str | os.PathLike, mode: int, *, own: bool = True) -> Path:
 
 
 def ensure_data_dirs() -> None:
-    """The data dir and its guest dir, with their modes (keyrings: :func:`ensure_keyring_dir`)."""
-    ensure_dir(data_dir(), DATA_DIR_MODE)
+    """The data dir and its guest dir, with their modes (keyrings: :func:`ensure_keyring_dir`).
+    A data dir the user named (``$RBDNB_DATA_DIR``) keeps its own mode if it exists."""
+    ensure_dir(data_dir(), DATA_DIR_MODE, own=not os.environ.get("RBDNB_DATA_DIR"))
     ensure_dir(guest_dir(), GUEST_DIR_MODE)
 
 
 def ensure_keyring_dir(path: str | os.PathLike | None = None) -> Path:
     """The directory for keyrings, private to its owner: rbdnb's own, or one the user named."""
     if path is None:
-        ensure_dir(data_dir(), DATA_DIR_MODE)
+        ensure_dir(data_dir(), DATA_DIR_MODE, own=not os.environ.get("RBDNB_DATA_DIR"))
         return ensure_dir(keyring_dir(), PRIVATE_DIR_MODE)
     return ensure_dir(path, PRIVATE_DIR_MODE, own=False)
 
@@ -100,6 +101,12 @@ def closed_to_others(path: str | os.PathLike) -> Path | None:
         except FileNotFoundError:
             continue
     return None
+
+
+def ensure_runtime_dir() -> Path:
+    """The runtime dir, 0700 (a directory the user named keeps its mode if it exists)."""
+    return ensure_dir(runtime_dir(), PRIVATE_DIR_MODE,
+                      own=not os.environ.get("RBDNB_RUNTIME_DIR"))
 
 
 def runtime_dir() -> Path:

@@ -152,8 +152,7 @@ def _begin_checks(path: str | os.PathLike, values: dict) -> dict | None:
                 if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name)
                                                         for t in stmt.targets):
                     scope.update({t.id: value(stmt.value) for t in stmt.targets})
-            return {kw.arg: value(kw.value) for kw in calls[0].keywords
-                    if kw.arg and kw.arg != "dry_run"}
+            return {kw.arg: value(kw.value) for kw in calls[0].keywords if kw.arg}
         except Exception as exc:
             # The runbook's first cell would fail the same way on these values.
             raise InvalidArgument(f"bad parameter: the values given do not fit together "
@@ -215,8 +214,8 @@ def check_parameters(path, given: dict) -> dict:
     values = {name: p["value"] for name, p in declared.items()}
     checks = _begin_checks(path, {**values, **given})
     if checks is not None:
-        from .runbook import check_parameters as check_runbook_parameters
-        check_runbook_parameters(**checks)
+        from .runbook import check_begin
+        check_begin(**checks)
     return declared
 
 

@@ -91,14 +91,20 @@ def check_parameters(*, conf=None, client="admin", keyring=None, libvirt_uri=Non
     except ParameterError:
         raise
     except InvalidArgument as exc:
-        raise ParameterError(str(exc)) from None
+        raise ParameterError(exc.template) from None
+
+
+def check_begin(*, timeout=30, **checks) -> None:
+    """What :func:`begin` checks, for ``rbdnb run`` to check it before a kernel starts."""
+    ranges = [("timeout", timeout, 1, 3600), *checks.pop("ranges", ())]
+    check_parameters(ranges=ranges, **checks)
 
 
 _NAME_PART = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def begin(name: str, *, dry_run: bool = False, conf=None, client="admin", keyring=None,
-          **checks) -> "tuple[Runbook, object]":
+          timeout=30, **checks) -> "tuple[Runbook, object]":
     """The first cell of a runbook: check the parameters, connect, and start recording.
 
     A bad parameter or an unreachable cluster stops the run here with one line
@@ -111,11 +117,12 @@ def begin(name: str, *, dry_run: bool = False, conf=None, client="admin", keyrin
     from .cluster import connect
     from .errors import Locked, RbdnbError, Timeout
     try:
-        check_parameters(conf=conf, client=client, keyring=keyring, dry_run=dry_run, **checks)
+        check_begin(conf=conf, client=client, keyring=keyring, dry_run=dry_run,
+                    timeout=timeout, **checks)
     except RbdnbError as exc:
         raise UsageError(f"bad parameter: {exc}") from None
     try:
-        cluster = connect(conf, client=client, keyring=keyring)
+        cluster = connect(conf, client=client, keyring=keyring, timeout=timeout)
     except Timeout as exc:
         raise UsageError(f"cluster unreachable: {exc}") from None
     except RbdnbError as exc:

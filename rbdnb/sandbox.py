@@ -239,6 +239,7 @@ class Health:
     mgr_available: bool = False
     pgs_total: int = 0
     pgs_active_clean: int = 0
+    pgs_laggy: int = 0
     used_bytes: int = 0
     total_bytes: int = 0
     full_ratio: float = 0.95
@@ -272,6 +273,9 @@ class Health:
             parts.append("no active manager")
         if self.pgs_active_clean != self.pgs_total:
             parts.append(f"{self.pgs_active_clean}/{self.pgs_total} PGs active+clean")
+        if self.pgs_laggy:
+            parts.append(f"{self.pgs_laggy} PG(s) laggy: their read lease ran out (the OSD "
+                         f"was frozen?); `rbdnb sandbox up` re-peers them if it lasts")
         if self.nearfull and not self.checks:
             parts.append(f"OSD {self.used_ratio:.0%} used")
         return "; ".join(parts)
@@ -313,7 +317,7 @@ class SandboxStatus:
     def summary(self) -> str:
         if not self.running:
             return f"sandbox in {self.dir} is not running"
-        verb = ("running; started again: " + ", ".join(self.restarted) if self.restarted
+        verb = ("running; brought back: " + ", ".join(self.restarted) if self.restarted
                 else "started" if self.changed else "already running")
         lines = [f"sandbox {verb} in {self.dir}",
                  f"  fsid:     {self.fsid}",
@@ -451,8 +455,10 @@ class Sandbox:
                     # daemon): `up` brings back every missing part.
                     restarted = self._ensure_libvirt(state)
                     # Still wait for health (PGs of a pool created a moment ago may be
-                    # peering), so that `up` means "usable" either way.
-                    self._wait_healthy(deadline=time.monotonic() + self.timeout)
+                    # peering), so that `up` means "usable" either way; PGs stuck laggy
+                    # after a frozen OSD are re-peered.
+                    self._wait_healthy(deadline=time.monotonic() + self.timeout,
+                                       healed=restarted)
                     status = self.status()
                     status.changed = bool(restarted)
                     status.restarted = restarted
@@ -710,6 +716,8 @@ class Sandbox:
         health.pgs_total = pgmap.get("num_pgs", 0)
         health.pgs_active_clean = sum(s["count"] for s in pgmap.get("pgs_by_state", [])
                                       if s["state_name"] == "active+clean")
+        health.pgs_laggy = sum(s["count"] for s in pgmap.get("pgs_by_state", [])
+                               if "laggy" in s["state_name"].split("+"))
         health.used_bytes = pgmap.get("bytes_used", 0)
         health.total_bytes = pgmap.get("bytes_total", 0)
         dump = self._mon_command(cluster, {"prefix": "osd dump"})
@@ -718,14 +726,34 @@ class Sandbox:
             health.nearfull_ratio
         return health
 
-    def _wait_healthy(self, deadline: float) -> Health:
+    # A PG whose read lease ran out (its OSD was frozen past the lease) is "laggy" and
+    # holds every op until the lease is renewed. With peers that happens at once; a
+    # single-OSD PG in Ceph 16.2 can stay laggy for good (seen here after SIGSTOP/SIGCONT of
+    # the OSD, ops "waiting for readable" for many minutes). Marking the OSD down makes it
+    # rejoin and re-peer, which starts a new lease. The lease is osd_heartbeat_grace (20 s)
+    # x read_lease_ratio (0.8); a PG laggy for longer than this is not going to recover.
+    LAGGY_GRACE = 30.0
+
+    def _wait_healthy(self, deadline: float, healed: list | None = None) -> Health:
+        """Wait until healthy; with ``healed`` (a list), re-peer PGs stuck laggy and append
+        what was done to it."""
         health = Health()
+        laggy_since = None
         with self._client(timeout=max(1, deadline - time.monotonic())) as cluster:
             while True:
                 health = self._read_health(cluster)
                 if health.ok:
                     return health
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if health.pgs_laggy and healed is not None:
+                    laggy_since = laggy_since or now
+                    if now - laggy_since > self.LAGGY_GRACE and not healed:
+                        self._mon_command(cluster, {"prefix": "osd down", "ids": ["0"]})
+                        healed.append(f"osd.0 re-peered ({health.pgs_laggy} PG(s) had been "
+                                      f"laggy for {now - laggy_since:.0f} s)")
+                else:
+                    laggy_since = None
+                if now > deadline:
                     raise Timeout(f"sandbox in {self.dir} not healthy after {self.timeout:g} s: "
                                   f"{health.describe()}")
                 time.sleep(0.2)
@@ -946,7 +974,7 @@ def _read_record() -> dict:
 
 
 def _write_record(record: dict) -> None:
-    runtime = paths.ensure_dir(paths.runtime_dir(), paths.PRIVATE_DIR_MODE)
+    runtime = paths.ensure_runtime_dir()
     tmp = runtime / (_LIBVIRT_RECORD + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, runtime / _LIBVIRT_RECORD)

@@ -8,7 +8,9 @@ this default: ``$RBDNB_DRY_RUN`` (``1``/``true``) at start, and in a kernel
 
 from __future__ import annotations
 
+import inspect
 import os
+import weakref
 
 
 class Settings:
@@ -24,12 +26,18 @@ class Settings:
     @dry_run.setter
     def dry_run(self, value: bool) -> None:
         self._dry_run = bool(value)
-        for listener in list(self._listeners):
-            listener(self._dry_run)
+        for ref in list(self._listeners):
+            listener = ref()
+            if listener is None:
+                self._listeners.remove(ref)  # its form is gone
+            else:
+                listener(self._dry_run)
 
     def on_dry_run(self, listener) -> None:
-        """Call ``listener(value)`` when the default changes (a form's checkbox follows it)."""
-        self._listeners.append(listener)
+        """Call ``listener(value)`` when the default changes (a form's checkbox follows it).
+        A bound method is held weakly: a form that is gone is forgotten."""
+        self._listeners.append(weakref.WeakMethod(listener) if inspect.ismethod(listener)
+                               else (lambda listener=listener: listener))
 
     def resolve_dry_run(self, flag: bool | None) -> bool:
         """A flag the user gave wins; without one, the shared default applies."""

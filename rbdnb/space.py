@@ -20,8 +20,9 @@ import time
 
 from ._ceph import translated
 from .cluster import Cluster, check_timeout
-from .errors import ClusterFull, ImageNotFound, InvalidArgument, RbdnbError, require_confirmation
-from .images import check_removable, image_exists, open_image, remove_image
+from .errors import (ClusterFull, ImageBusy, ImageNotFound, InvalidArgument, RbdnbError,
+                     require_confirmation)
+from .images import busy_message, check_removable, image_exists, open_image, remove_image
 from .plan import Plan, Result
 from .specs import ImageSpec, parse_spec
 
@@ -45,13 +46,21 @@ def _delete_forced(cluster: Cluster, spec: ImageSpec, names: list[str]) -> int:
         for name in names:
             with rados.WriteOpCtx() as op:
                 op.remove()
-                try:
-                    with translated(f"data of image {spec}"):
+                with translated(f"data of image {spec}"):
+                    try:
                         ioctx.operate_write_op(op, name, flags=FULL_TRY)
-                    removed += 1
-                except rados.ObjectNotFound:
-                    continue
+                    except rados.ObjectNotFound:
+                        continue  # gone already
+                removed += 1
     return removed
+
+
+def _watched(cluster: Cluster, spec: ImageSpec) -> bool:
+    import rbd
+    with cluster.ioctx(spec.pool, spec.namespace) as ioctx:
+        with translated(f"image {spec}", not_found=ImageNotFound):
+            with rbd.Image(ioctx, spec.image, read_only=True) as image:
+                return bool(list(image.watchers_list()))
 
 
 def _wait_not_full(cluster: Cluster, pools: set[str], deadline: float) -> bool:
@@ -69,7 +78,7 @@ def free_space(cluster: Cluster, images, *, confirm: bool = False, timeout: floa
     """Remove ``images`` (``["pool/img", ...]``) and their snapshots on a full cluster.
 
     Refused unless ``confirm=True``, and refused before anything changes if an image
-    does not exist or clones depend on it. ``timeout`` bounds the wait for the
+    does not exist, clones depend on it, or a client (a VM) still has it open. ``timeout`` bounds the wait for the
     monitor to see the space freed. Works on a cluster that is not full too (then it
     is plain removal).
     """
@@ -102,6 +111,10 @@ def free_space(cluster: Cluster, images, *, confirm: bool = False, timeout: floa
         if not image_exists(cluster, spec):
             raise ImageNotFound(f"image {spec} not found")
         check_removable(cluster, spec, purge_snapshots=True)
+        # Its data goes first, before librbd could see a client still using it: an image
+        # a VM has open must be let go of first, or the VM would read zeros.
+        if _watched(cluster, spec):
+            raise ImageBusy(busy_message(cluster, spec, "freed"))
 
     pools = {s.pool for s in specs}
     deadline = time.monotonic() + timeout

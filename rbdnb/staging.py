@@ -7,19 +7,18 @@ made from, its checksum, its size) and renames it to ``NAME`` -- a rename is ato
 RBD. So an image of that name is complete by construction, and a re-run can tell a
 finished job from an interrupted one by the record instead of guessing from the size.
 
-A process killed half-way leaves its staging image behind. The next run (which holds
-the local lock for that image, :mod:`rbdnb.locks`) knows from the pool's journal
-(:mod:`rbdnb.journal`) whose it was: one of this host's is stale by definition, and
-is removed -- after blocklisting the dead writer's client, whose watch on the image
-would otherwise outlive it by the OSDs' watch timeout (30 s). One of another host's is
-left alone while a client still has it open.
+A process killed half-way leaves its staging image behind. The next run knows from the
+pool's journal (:mod:`rbdnb.journal`) whose it was: if that process is gone, the image is
+removed -- after blocklisting the dead writer's client, whose watch on the image would
+otherwise outlive it by the OSDs' watch timeout (30 s). If it still runs (another user's
+process on this host), or it was another host's and a client still has the image open,
+the run refuses in one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import time
 
 from . import journal, locks
@@ -144,13 +143,12 @@ class Staged:
             return
         intent = journal.read(self.cluster, self.dest.pool, self.dest.namespace,
                               [self.key]).get(self.key, {})
-        ours = intent.get("host") == socket.gethostname()
-        # We hold this host's lock for the image, so a writer of this host is gone.
-        if not ours and _watchers(self.cluster, self.spec):
+        dead = writer_gone(intent)
+        if dead is False or (dead is None and _watchers(self.cluster, self.spec)):
             raise Locked(f"{self.what}: {self.spec} is being written by another client "
                          f"({intent.get('host', 'unknown host')}, pid {intent.get('pid', '?')}):"
                          f" wait for it, or if that run died, remove {self.spec} and run again")
-        remove_leftover(self.cluster, self.spec, dead_writer=ours)
+        remove_leftover(self.cluster, self.spec, dead_writer=bool(dead))
 
     def finish(self, record: dict) -> None:
         """Write the completion record and give the staging image its name."""
@@ -182,6 +180,19 @@ class Staged:
         finally:
             if self._lock is not None:
                 self._lock.__exit__(kind, exc, tb)
+
+
+def writer_gone(intent: dict) -> bool | None:
+    """Whether the run that recorded ``intent`` has ended: True (its process is gone, or it
+    is this very process, whose earlier call is over since we hold the lock now), False (it
+    still runs), None (unknown: another host, or no record)."""
+    import os
+    alive = journal.owner_alive(intent) if intent else None
+    if alive is None:
+        return None
+    if alive and intent.get("pid") == os.getpid():
+        return True
+    return not alive
 
 
 def lock_key(cluster: Cluster, spec: ImageSpec) -> str:

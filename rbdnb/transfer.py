@@ -53,10 +53,19 @@ def _source_info(path: str) -> dict:
 def sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes as stored (a qcow2 file's, not its disk content)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InvalidArgument(f"source image {path} could not be read: "
+                              f"{exc.strerror or exc}") from None
     return digest.hexdigest()
+
+
+def _identity(path: str) -> tuple:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class _Hasher(threading.Thread):
@@ -177,6 +186,7 @@ def import_image(cluster: Cluster, source: str | os.PathLike, dest: str | ImageS
             return _unchanged_if_same(cluster, source, dest, fmt, nbytes, sha256_file(source),
                                       plan, exist_ok)
         cluster.check_writable(dest.pool)
+        before = _identity(source)
         hasher = _Hasher(source)
         hasher.start()
         t0 = time.monotonic()
@@ -192,6 +202,11 @@ def import_image(cluster: Cluster, source: str | os.PathLike, dest: str | ImageS
                 if progress:
                     progress(nbytes, nbytes)
             sha = hasher.result()
+            if _identity(source) != before:
+                # The record must say what was imported: a file replaced or written to
+                # meanwhile may hold other bytes than those copied.
+                raise Conflict(f"{source} changed while it was imported into {dest}: "
+                               f"nothing was kept; import it again once it is settled")
             st.finish({"source": source, "sha256": sha, "size": nbytes, "format": fmt,
                        "method": method})
     seconds = time.monotonic() - t0

@@ -294,16 +294,56 @@ def define_secret(conn, cluster: Cluster, client: str = "libvirt", uuid: str | N
         if uuid and existing.UUIDString() != uuid:
             raise Conflict(f"secret {usage!r} exists with UUID {existing.UUIDString()}, "
                            f"not {uuid}")
+        # A private secret cannot be read back: "unchanged" only when the value rbdnb set
+        # last is this cluster's key (a fingerprint, kept 0600 beside the keyrings).
+        if _value_fingerprints().get(existing.UUIDString()) == _fingerprint(key):
+            return Result(plan.action, False, f"unchanged: secret {existing.UUIDString()} "
+                          f"holds this cluster's key of client.{parse_client(client)}", plan,
+                          value=existing.UUIDString())
         with _translated(f"secret {usage!r}"):
             existing.setValue(base64.b64decode(key.reveal()))
-        return Result(plan.action, False, f"unchanged: secret {existing.UUIDString()} exists "
-                      f"(its value was set again from the cluster)", plan,
-                      value=existing.UUIDString())
+        _remember_value(existing.UUIDString(), key)
+        return Result(plan.action, True, f"secret {existing.UUIDString()} exists: its value was "
+                      f"set from the cluster (it held another key, or one rbdnb had not set)",
+                      plan, value=existing.UUIDString())
     with _translated(f"secret {usage!r}"):
         secret = conn.secretDefineXML(secret_xml(client, uuid))
         secret.setValue(base64.b64decode(key.reveal()))
+    _remember_value(secret.UUIDString(), key)
     return Result(plan.action, True, f"defined secret {secret.UUIDString()} and set its value",
                   plan, value=secret.UUIDString())
+
+
+def _fingerprint(key) -> str:
+    import hashlib
+    return hashlib.sha256(b"rbdnb libvirt secret\0" + key.reveal().encode()).hexdigest()[:32]
+
+
+def _fingerprints_path():
+    return paths.keyring_dir() / "libvirt-secrets.json"
+
+
+def _value_fingerprints() -> dict:
+    import json
+    try:
+        return json.loads(_fingerprints_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_value(uuid: str, key) -> None:
+    import json
+    try:
+        paths.ensure_keyring_dir()
+        known = _value_fingerprints()
+        known[uuid] = _fingerprint(key)
+        path = _fingerprints_path()
+        fd = os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(known, indent=1))
+        os.replace(f"{path}.tmp", path)
+    except OSError:
+        pass  # without the record, the next run sets the value again and says so
 
 
 PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
@@ -320,8 +360,12 @@ def find_secret(conn, client: str = "libvirt") -> str | None:
 
 
 def ensure_secret(conn, cluster: Cluster, client: str = "libvirt",
-                  uuid: str | None = None) -> str:
-    """The UUID of ``client.NAME``'s ceph secret in libvirt, defined and set if needed."""
+                  uuid: str | None = None, *, dry_run: bool = False) -> str:
+    """The UUID of ``client.NAME``'s ceph secret in libvirt, defined and set if needed.
+    With ``dry_run``, the UUID it has (or would get: ``uuid``, else a placeholder), and
+    nothing is defined."""
+    if dry_run:
+        return find_secret(conn, client) or uuid or PLACEHOLDER_UUID
     return define_secret(conn, cluster, client, uuid).value
 
 

@@ -56,7 +56,7 @@ class Form:
         # (%config RbdnbMagics.dry_run, $RBDNB_DRY_RUN) and follows it when it changes.
         self.dry_run = w.Checkbox(value=settings.dry_run, description="dry run",
                                   indent=False, layout=w.Layout(width="auto"))
-        settings.on_dry_run(lambda value: setattr(self.dry_run, "value", value))
+        settings.on_dry_run(self._follow_default)
         self.bar = w.IntProgress(min=0, max=1, value=0, description="",
                                  layout=w.Layout(width="60%", visibility="hidden"))
         self.result: Result | None = None
@@ -68,6 +68,9 @@ class Form:
                               self.plan, w.HBox([self.run_button, self.dry_run, self.bar]),
                               self.output])
         self._changed()
+
+    def _follow_default(self, value: bool) -> None:
+        self.dry_run.value = value
 
     def values(self) -> dict:
         return {name: widget.value for name, widget in self.fields.items()}
@@ -113,7 +116,7 @@ class Form:
             value = getattr(self.result, "value", None)
             if value is not None and hasattr(value, "_repr_html_"):
                 self.output.append_display_data(value)
-            if self.after is not None:
+            if self.after is not None and isinstance(self.result, Result):
                 self.after(self.result, self.output)
         except RbdnbError as exc:
             self.error = redact(exc.worded(form_words))

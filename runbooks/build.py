@@ -20,6 +20,7 @@ client = "admin"     # the cephx client that runs these steps
 keyring = None       # its keyring; None: the one the conf names
 libvirt_uri = None   # None: the sandbox's (qemu:///system as root, qemu:///session otherwise)
 dry_run = False      # show each step's commands and change nothing
+timeout = 30         # seconds a call to the cluster may wait before it is an error
 '''
 
 GUEST = '''guest_dir = None                      # where the offline guest is built; None: rbdnb's data dir
@@ -57,7 +58,7 @@ RUNBOOKS["00-preflight"] = nb(
     [
         "from rbdnb.runbook import begin\nfrom rbdnb import virt\n"
         "rb, cluster = begin('00-preflight', dry_run=dry_run, conf=conf, client=client, "
-        "keyring=keyring,\n"
+        "keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri)",
         "## The cluster\n\n`ceph -s`, `ceph osd dump` (full flags, `require_min_compat_client`), "
         "`ceph versions`.",
@@ -90,7 +91,7 @@ imported = "vm-image"
     [
         "import rbdnb\nfrom rbdnb import guest, qemu\nfrom rbdnb.runbook import begin\n"
         "rb, cluster = begin('01-qemu-rbd', dry_run=dry_run, conf=conf, client=client, "
-        "keyring=keyring,\n"
+        "keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri, pools=[('pool', pool)],\n"
         "                    images=[('image', f'{pool}/{image}'), ('imported', f'{pool}/{imported}')],\n"
         "                    sizes=[('size', size), ('grown_size', grown_size)],\n"
@@ -150,7 +151,7 @@ boot_timeout = 120
         "import os\nimport rbdnb\nfrom rbdnb import guest, paths, users, virt\n"
         "from rbdnb.runbook import begin\n"
         "rb, cluster = begin('02-libvirt-rbd', dry_run=dry_run, conf=conf, client=client, "
-        "keyring=keyring,\n"
+        "keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri, pools=[('pool', pool), ('libvirt_pool', libvirt_pool)],\n"
         "                    ranges=[('pg_num', pg_num, 1, 32768), ('boot_timeout', boot_timeout, 10, 3600)],\n"
         "                    clients=[('user', user)], domains=[('vm', vm), ('edited_vm', edited_vm)],\n"
@@ -265,7 +266,7 @@ boot_timeout = 120
         "import os, time\nimport pandas as pd\nimport rbdnb\nfrom rbdnb import guest, virt\n"
         "from rbdnb.runbook import begin\n"
         "rb, cluster = begin('03-golden-image-clones', dry_run=dry_run, conf=conf, client=client,"
-        " keyring=keyring,\n"
+        " keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri, pools=[('pool', pool)], clients=[('user', user)],\n"
         "                    snapshots=[('snapshot', f'{pool}/{golden}@{snapshot}')],\n"
         "                    names=[('vm_prefix', vm_prefix)],\n"
@@ -364,7 +365,7 @@ results_dir = "runs/bench"           # results.csv and results.parquet, stamped 
         "matrix_params = dict(engines=engines, io_types=io_types, io_sizes=io_sizes, "
         "queue_depths=queue_depths, total=total)\n"
         "rb, cluster = begin('04-benchmark', dry_run=dry_run, conf=conf, client=client, "
-        "keyring=keyring,\n"
+        "keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri, pools=[('pool', pool)], images=[('image', f'{pool}/{image}')],\n"
         "                    sizes=[('image_size', image_size)], dirs=[('results_dir', results_dir)],\n"
         "                    bench=matrix_params)",
@@ -438,7 +439,7 @@ free_images = []                     # on a full cluster: images to remove first
         "import rbdnb\nfrom rbdnb import virt\nfrom rbdnb.runbook import begin\n"
         "from IPython.core.error import UsageError\n"
         "rb, cluster = begin('99-teardown', dry_run=dry_run, conf=conf, client=client, "
-        "keyring=keyring,\n"
+        "keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri, flags=[('confirm', confirm)],\n"
         "                    pools=[('pools', p) for p in pools], clients=[('users', u) for u in users],\n"
         "                    names=[('vm_prefix', vm_prefix)], images=[('free_images', i) for i in free_images])\n"

@@ -95,13 +95,38 @@ def running_under(directory: Path) -> list[int]:
     return pids
 
 
-def settle(box: Sandbox, timeout: float = 180) -> None:
-    """Wait until the sandbox is healthy again: a thawed OSD that the monitor marked down
-    meanwhile rejoins and its PGs peer, as an operator would wait before retrying."""
+def settle(box: Sandbox, timeout: float = 300) -> list[str]:
+    """What an operator does after a fault: ``rbdnb sandbox up``, which waits until the
+    sandbox is healthy and brings back what is missing -- a thawed OSD that the monitor
+    marked down meanwhile rejoins and its PGs peer; PGs left laggy by the freeze (a
+    single-OSD PG can stay "waiting for readable" for good) are re-peered. Then every pool
+    must answer a read. Returns what ``up`` brought back."""
     deadline = time.monotonic() + timeout
-    while not box.status().healthy:
-        assert time.monotonic() < deadline, f"not healthy after {timeout:g} s"
-        time.sleep(1)
+    env = {**os.environ, **box.env()}
+    up = subprocess.run([sys.executable, "-m", "rbdnb", "sandbox", "up", "--dir", str(box.dir),
+                         "--json"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                        capture_output=True, text=True, timeout=timeout)
+    if up.returncode != 0:
+        detail = subprocess.run(["ceph", "health", "detail", "--connect-timeout", "10"],
+                                env=env, capture_output=True, text=True, timeout=60)
+        pytest.fail(f"sandbox up after the fault: {up.stderr.strip()[-500:]}; "
+                    f"{detail.stdout.strip()[-500:]}")
+    pools = subprocess.run(["ceph", "osd", "pool", "ls", "--connect-timeout", "10"], env=env,
+                           capture_output=True, text=True, timeout=60).stdout.split()
+    for pool in pools:
+        while True:
+            for argv in (["rados", "-p", pool, "ls"], ["rbd", "ls", pool]):
+                probe = subprocess.run(argv + ["--rados-osd-op-timeout", "10"], env=env,
+                                       capture_output=True, text=True, timeout=60)
+                if probe.returncode != 0:
+                    break
+            else:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"pool {pool} not readable {timeout:g} s after the fault: "
+                            f"{probe.stderr.strip()[-300:]}")
+            time.sleep(2)
+    return json.loads(up.stdout).get("restarted", [])
 
 
 def daemon_pids(box: Sandbox) -> dict[str, int]:

@@ -23,6 +23,10 @@ RBDNB = [sys.executable, "-m", "rbdnb"]
 BOUND = 3 * CLIENT_TIMEOUT + 15
 
 
+def thawed(repaired: list[str]) -> str:
+    return f" (sandbox up: {'; '.join(repaired)})" if repaired else ""
+
+
 def golden(box, size_mib=32):
     with rbdnb.connect(str(box.conf_path)) as cluster:
         rbdnb.create_pool(cluster, "f", 16)
@@ -41,14 +45,14 @@ def test_frozen_osd_during_clone_many(fresh, record):
     assert code == 1 and worker.error.startswith("error Timeout:"), worker.lines[-3:]
     assert "stopped after" in worker.error and "not made" in worker.error, worker.error
     assert seconds < BOUND + 10, seconds
-    settle(fresh)
+    repaired = settle(fresh)
     with rbdnb.connect(str(fresh.conf_path), timeout=60) as cluster:
         result, _ = within(180, lambda: rbdnb.clone_many(
             cluster, "f/golden@base", "f/vm-{i:03d}", count=200, exist_ok=True), "re-run")
     assert len(cli(fresh, "rbd", "children", "f/golden@base", json_out=True)) == 200
     record(seconds, f"{worker.error.split(':', 1)[0][6:]} after the freeze "
                     f"(\"{worker.error.split('because')[0][len('error Timeout: '):].strip()}\"); "
-                    f"thawed, re-run: {result.message}")
+                    f"thawed{thawed(repaired)}, re-run: {result.message}")
 
 
 def test_frozen_osd_during_import(fresh, tmp_path, record):
@@ -61,14 +65,14 @@ def test_frozen_osd_during_import(fresh, tmp_path, record):
         code, seconds = worker.finish(timeout=BOUND + 60)
     assert code == 1 and worker.error.split(":")[0] in ("error Timeout", "error CommandFailed"), \
         worker.lines[-3:]
-    settle(fresh)
+    repaired = settle(fresh)
     assert "imported" not in cli(fresh, "rbd", "ls", "f", json_out=True)
     with rbdnb.connect(str(fresh.conf_path), timeout=60) as cluster:
         result, _ = within(180, lambda: rbdnb.import_image(cluster, source, "f/imported",
                                                            exist_ok=True), "re-run")
     assert result.changed and rbd_sha256(fresh, "f/imported") == file_sha256(source)
     record(seconds, f"{worker.error[6:].split(':')[0]} after the freeze, nothing under the "
-                    f"name; thawed, re-run imported it (sha256 equal)")
+                    f"name; thawed{thawed(repaired)}, re-run imported it (sha256 equal)")
 
 
 def test_killed_osd_during_clone_many(tmp_path, record):
@@ -123,6 +127,7 @@ def test_frozen_monitor(fresh, tmp_path, record):
             t0 = time.monotonic()
             run = subprocess.run(RBDNB + ["run", str(ROOT / "runbooks/00-preflight.ipynb"),
                                           "-p", "conf", str(fresh.conf_path),
+                                          "-p", "timeout", str(CLIENT_TIMEOUT),
                                           "-o", str(tmp_path / "pre.ipynb")],
                                  cwd=ROOT, capture_output=True, text=True, timeout=300)
             run_seconds = time.monotonic() - t0

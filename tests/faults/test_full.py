@@ -75,9 +75,24 @@ def test_full_cluster_refuses_writes_and_free_space_recovers(tmp_path, record):
             assert {"golden", "hog"} <= set(names)
             info, _ = within(FAST, lambda: rbdnb.image_info(cluster, "f/golden"), "info")
             assert info.size == 32 << 20
-            # The way out: refused unless confirmed, then it frees space.
+            # The way out: refused unless confirmed, and while a client (a VM) has the image
+            # open, whose data would vanish under it; then it frees space.
             refused, _ = answer(FAST, lambda: rbdnb.free_space(cluster, ["f/hog"]), "free_space")
             assert isinstance(refused, rbdnb.ConfirmationRequired)
+            from rbdnb.images import open_image
+            from rbdnb.specs import parse_spec
+            with open_image(cluster, parse_spec("f/hog")):
+                busy, _ = answer(FAST, lambda: rbdnb.free_space(cluster, ["f/hog"],
+                                                                confirm=True), "free_space")
+            assert isinstance(busy, rbdnb.ImageBusy) and "still has it open" in str(busy)
+            assert "hog" in cli(box, "rbd", "ls", "f", json_out=True)
+            # A client that closed the image on a full pool may leave its watch behind until
+            # the OSD times it out (osd_client_watch_timeout, 30 s): free_space rightly
+            # refuses until then, so wait for the watchers to go as an operator would.
+            deadline = time.monotonic() + 90
+            while cli(box, "rbd", "status", "f/hog", json_out=True).get("watchers"):
+                assert time.monotonic() < deadline, "a closed client still watches f/hog"
+                time.sleep(1)
             result, free_seconds = within(120, lambda: rbdnb.free_space(
                 cluster, ["f/hog"], confirm=True), "free_space")
             assert result.value == ["f/hog"]

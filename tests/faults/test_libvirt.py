@@ -72,7 +72,7 @@ def test_libvirtd_killed_under_a_running_vm(fresh, guest_dir, record):
         assert not status["libvirt_reachable"], status
         up = subprocess.run(RBDNB + ["sandbox", "up", "--dir", str(box.dir)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
-        assert up.returncode == 0 and "started again: libvirtd" in up.stdout, up.stdout
+        assert up.returncode == 0 and "brought back: libvirtd" in up.stdout, up.stdout
         seconds = time.monotonic() - t0
         assert status_json(box)["libvirt_reachable"]
 

@@ -70,6 +70,16 @@ def lab(sandbox, tmp_path_factory):
     log.close()
 
 
+def accept_kernel_dialog(page) -> None:
+    """On a loaded machine JupyterLab may open the notebook before it has the list of
+    kernels, and ask which to start: pick the notebook's own."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count():
+        dialog.locator("select").select_option(label="Python 3 (rbdnb)")
+        dialog.locator(".jp-Dialog-button", has_text="Select").click()
+        dialog.wait_for(state="detached")
+
+
 def notebook(cells: list[str]) -> dict:
     return {"nbformat": 4, "nbformat_minor": 5,
             "metadata": {"kernelspec": {"name": "rbdnb", "display_name": "Python 3 (rbdnb)",
@@ -108,6 +118,7 @@ def test_notebook_magics_and_clone_form_in_jupyterlab(lab, sandbox, cluster, cli
             # The idle indicator can show before the kernel session is connected, and a
             # Run All given then is lost: give it a second go (every cell is safe to re-run).
             for attempt in (1, 2):
+                accept_kernel_dialog(page)
                 page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
                 page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
                 try:

@@ -18,7 +18,7 @@ NAME = ["evil\n", "../x", "a b", "<x/>"]
 HOSTILE = {
     "conf": ["/nonexistent/ceph.conf", "x\n"], "client": ["x y", "admin\n"],
     "keyring": ["/nonexistent/keyring"], "libvirt_uri": ["qemu:///system\n", "x y"],
-    "dry_run": ["yes", 1], "confirm": ["yes", 0], "guest_dir": ["/var/tmp/x\ny", 5],
+    "dry_run": ["yes", 1], "confirm": ["yes", 0], "timeout": [0, -5, 10**6, "30"], "guest_dir": ["/var/tmp/x\ny", 5],
     "source_image": ["/nonexistent.qcow2", "a\0b"],
     "pool": NAME, "image": NAME, "imported": NAME, "golden": NAME, "os_data": NAME,
     "libvirt_pool": NAME, "user": NAME, "vm": NAME, "edited_vm": NAME,

@@ -1,9 +1,11 @@
 """The sandbox's conf, keys and checks, without starting anything."""
 import base64
+import json
 import os
 import re
 import socket
 import struct
+import time
 
 import pytest
 
@@ -122,3 +124,58 @@ def test_health_ok_needs_every_condition():
     assert full.full and "96% used" in full.describe()
     flagged = sb.Health(**{**good.__dict__, "checks": {"OSD_FULL": "1 full osd(s)"}})
     assert flagged.full and not flagged.ok
+
+
+class _FakeMonitor:
+    """Answers ``status``/``osd dump`` like a single-OSD cluster whose PGs are laggy until
+    the OSD is marked down (what Ceph 16.2 does after the OSD was frozen)."""
+
+    def __init__(self):
+        self.commands = []
+        self.laggy = True
+
+    def mon_command(self, cmd, inbuf, timeout=0):
+        cmd = json.loads(cmd)
+        self.commands.append(cmd["prefix"])
+        if cmd["prefix"] == "osd down":
+            self.laggy = False
+            return 0, b"", "marked down osd.0"
+        if cmd["prefix"] == "osd dump":
+            return 0, json.dumps({"full_ratio": 0.95, "nearfull_ratio": 0.85}).encode(), ""
+        states = ([{"state_name": "active+clean", "count": 7},
+                   {"state_name": "active+clean+laggy", "count": 1}] if self.laggy
+                  else [{"state_name": "active+clean", "count": 8}])
+        return 0, json.dumps({
+            "health": {"status": "HEALTH_OK", "checks": {}},
+            "osdmap": {"num_up_osds": 1, "num_in_osds": 1}, "mgrmap": {"available": True},
+            "pgmap": {"num_pgs": 8, "pgs_by_state": states, "bytes_used": 10,
+                      "bytes_total": 1000}}).encode(), ""
+
+
+def _with_monitor(box, monitor):
+    import contextlib
+
+    @contextlib.contextmanager
+    def client(timeout=10):
+        yield monitor
+    box._client = client
+
+
+def test_laggy_pgs_are_not_healthy_and_up_re_peers_them_once(tmp_path, monkeypatch):
+    box = sb.Sandbox(tmp_path / "s")
+    monitor = _FakeMonitor()
+    _with_monitor(box, monitor)
+    health = box._read_health(monitor)
+    assert not health.ok and health.pgs_laggy == 1
+    assert "1 PG(s) laggy" in health.describe() and "rbdnb sandbox up" in health.describe()
+    # Waiting without healing (as at creation) leaves them alone and times out.
+    monkeypatch.setattr(sb.Sandbox, "LAGGY_GRACE", 0.3)
+    box.timeout = 1
+    with pytest.raises(sb.Timeout, match="laggy"):
+        box._wait_healthy(deadline=time.monotonic() + 1)
+    assert "osd down" not in monitor.commands
+    # `up` heals: after the grace, the OSD is marked down once and the PGs re-peer.
+    healed = []
+    assert box._wait_healthy(deadline=time.monotonic() + 10, healed=healed).ok
+    assert monitor.commands.count("osd down") == 1
+    assert healed and healed[0].startswith("osd.0 re-peered (1 PG(s) had been laggy")

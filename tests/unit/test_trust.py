@@ -75,7 +75,7 @@ def test_a_fix_is_worded_in_the_front_ends_terms():
     assert str(err.value) == "removing image p/x destroys its data: pass confirm=True to do it"
     assert err.value.worded(magic_words).endswith("add --yes to do it")
     assert err.value.worded(form_words).endswith("tick 'confirm' to do it")
-    assert err.value.worded(cli.cli_words).endswith("pass confirm=True to do it")
+    assert "add -p confirm True (rbdnb run)" in err.value.worded(cli.cli_words)
     from rbdnb.cluster import full_pool_error
     full = full_pool_error("p", ["full"])
     assert "rbdnb.free_space(cluster, ['p/IMAGE', ...], confirm=True)" in str(full)
@@ -299,3 +299,69 @@ def test_every_runbook_parameter_is_checked_by_its_first_cell(path):
     used |= {kw.arg for kw in call.keywords}
     assert declared - used == set(), f"{path.stem}: parameters not checked: {declared - used}"
 
+
+
+def test_a_runbook_lock_taken_again_by_its_own_process_is_handed_over(runtime):
+    first = locks.Held("rb", what="a runbook whose step failed")
+    second = locks.Held("rb", what="its first cell run again", wait=1)  # no self-deadlock
+    assert not first.active and second.active
+    second.release()
+    with locks.held("rb", what="free", wait=1):
+        pass
+
+
+def test_a_wrapped_error_keeps_its_fixes_for_every_front_end():
+    from rbdnb.cluster import full_pool_error
+    from rbdnb.errors import Timeout
+    from rbdnb.magics import magic_words
+    inner = full_pool_error("p", ["full"])
+    outer = Timeout(f"clones stopped because {inner.template}; re-run and "
+                    f"{{fix:exist_ok=True}}")
+    assert "rbdnb.free_space(cluster, ['p/IMAGE'" in str(outer)
+    assert "pass exist_ok=True" in str(outer)
+    worded = outer.worded(magic_words)
+    assert "%rbd free-space p/IMAGE ... --yes" in worded and "add --exist-ok" in worded
+
+
+def test_a_form_that_is_gone_is_not_kept_by_the_default():
+    import gc
+
+    from rbdnb.settings import Settings
+
+    class Form:
+        seen = []
+
+        def follow(self, value):
+            self.seen.append(value)
+
+    settings, form = Settings(), Form()
+    settings.on_dry_run(form.follow)
+    settings.dry_run = True
+    del form
+    gc.collect()
+    settings.dry_run = False
+    assert Form.seen == [True] and settings._listeners == []
+
+
+def test_clone_pattern_widths_are_bounded():
+    with pytest.raises(InvalidArgument, match="wider than 32"):
+        check_pattern("vm-{i:0999999999d}")
+    check_pattern("vm-{i:032d}")
+
+
+def test_an_intents_writer_is_known_alive_or_gone():
+    from rbdnb import journal
+    from rbdnb.staging import writer_gone
+    mine = journal.owner()
+    assert journal.owner_alive(mine) is True
+    assert writer_gone(mine) is True  # this process: its earlier call is over
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        other = {**mine, "pid": proc.pid, "started": _proc.start_time(proc.pid)}
+        assert writer_gone(other) is False
+    finally:
+        proc.kill()
+        proc.wait()
+    assert writer_gone(other) is True
+    assert writer_gone({**mine, "host": "elsewhere"}) is None
+    assert writer_gone({**mine, "boot": "another-boot"}) is True
