@@ -220,7 +220,10 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 # A bad parameter is refused with one line, and the form comes back as filled.
                 page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
                 page.locator(".lm-Menu-itemLabel", has_text="New Launcher").first.click()
-                section.locator(".jp-LauncherCard", has_text="03").click()
+                # The new Launcher is the visible one: the first may still be open behind it.
+                page.locator(".jp-Launcher-section:visible", has=page.locator(
+                    ".jp-Launcher-sectionTitle", has_text="Runbooks")).locator(
+                    ".jp-LauncherCard", has_text="03").click()
                 page.fill(".rbdnb-RunbookForm input[name='vm_count']", "0")
                 page.get_by_role("button", name="Run", exact=True).click()
                 error = page.locator(".jp-Dialog", has_text="not started")
