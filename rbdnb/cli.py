@@ -28,7 +28,7 @@ def _dry_run_option(parser) -> None:
 
 
 def _dry(args) -> bool:
-    from .settings import settings
+    from .base.settings import settings
     return settings.resolve_dry_run(getattr(args, "dry_run", None))
 
 
@@ -125,7 +125,8 @@ def _run_parser(sub) -> None:
     dsub = docs.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = dsub.add_parser("build", help="execute every runbook and write a static site")
     build.add_argument("outdir")
-    build.add_argument("--runbooks", default="runbooks")
+    build.add_argument("--runbooks", help="directory of runbooks (default: the ones that "
+                       "come with rbdnb)")
     build.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                        metavar=("NAME", "VALUE"),
                        help="for every runbook that has it; RUNBOOK.NAME for one runbook")
@@ -187,13 +188,13 @@ def _cmd_bench(args) -> int:
               f"again; a dry run starts nothing")
         return 0
     if args.action == "compare":
-        from .bench.compare import compare, format_table
+        from .sandbox.compare import compare, format_table
         df = compare(args.conf, repeat=args.repeat, clones=args.clones, quick=args.quick)
         print(format_table(df))
         if args.output:
             bench.save(df, args.output)
         return 0
-    from .cluster import connect
+    from .ceph.cluster import connect
     with connect(args.conf, client=args.id, keyring=args.keyring) as cluster:
         if _dry(args):
             many = args.action == "matrix"
@@ -242,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_guest(args) -> int:
-    from .guest import build
+    from .virt.guest import build
     if _dry(args):
         print(build(args.out, dry_run=True))
         return 0
@@ -292,8 +293,8 @@ def _cmd_sandbox(args) -> int:
             print(f"removed the sandbox state in {box.dir}")
         return 0
     if args.action == "smoke":
-        from .cluster import connect
-        from .smoke import run_smoke
+        from .ceph.cluster import connect
+        from .sandbox.smoke import run_smoke
         if not box.is_running():
             print(f"rbdnb: the sandbox in {box.dir} is not running: run `rbdnb sandbox up`",
                   file=sys.stderr)
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return _cmd_bench(args)
         if args.command == "run":
-            from .run import convert_value, read_parameters_file, run_runbook
+            from .runbooks.run import convert_value, read_parameters_file, run_runbook
             params = read_parameters_file(args.parameters) if args.parameters else {}
             params.update({k: convert_value(v) for k, v in args.parameter})
             if _dry(args):
@@ -337,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stdout if o.exit_code == 0 else sys.stderr)
             return o.exit_code
         if args.command == "docs":
-            from .run import build_docs, convert_value
+            from .runbooks.run import build_docs, convert_value
             params = {k: convert_value(v) for k, v in args.parameter}
             if _dry(args):
                 params["dry_run"] = True
-            outcomes = build_docs(args.outdir, args.runbooks, parameters=params)
+            from .runbooks import bundled
+            outcomes = build_docs(args.outdir, args.runbooks or bundled(), parameters=params)
             for o in outcomes:
                 print(f"{os.path.basename(o.notebook)}: {o.status}")
             print(f"site: {os.path.join(args.outdir, 'index.html')}")
@@ -357,14 +359,14 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(changes) if changes else "JupyterLab extension: unchanged")
             return 0
         if args.command == "kernel":
-            from .kernelspec import install
+            from .runbooks.kernelspec import install
             if _dry(args):
                 print(install(user=args.user, dry_run=True))
                 return 0
             print(f"kernel 'Python 3 (rbdnb)' in {install(user=args.user)}")
             return 0
     except RbdnbError as exc:
-        from .secret import redact
+        from .base.secret import redact
         print(f"rbdnb: {redact(exc.worded(cli_words))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

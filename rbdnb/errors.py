@@ -3,22 +3,25 @@
 Every error rbdnb raises derives from :class:`RbdnbError`, and its message is
 one line that names the object concerned and what is allowed. No message ever
 holds a cephx key. librados/librbd errors are translated at the boundary
-(:func:`rbdnb._ceph.translated`) by errno, never by message text.
+(:func:`rbdnb.ceph.translate.translated`) by errno, never by message text.
 
     RbdnbError
     ├── InvalidArgument          a name, spec, size or option is malformed; nothing changed
+    │   └── ParameterError       a runbook parameter is not valid (named as in the notebook)
     ├── ConfirmationRequired     a destructive operation was not confirmed; nothing changed
     ├── Conflict                 the object exists with other properties than asked for
     ├── NotFound
     │   ├── PoolNotFound
     │   ├── ImageNotFound
     │   ├── SnapshotNotFound
-    │   └── UserNotFound
+    │   ├── UserNotFound
+    │   └── DomainNotFound       no libvirt domain of that name
     ├── Exists
     │   ├── PoolExists
     │   ├── ImageExists
     │   ├── SnapshotExists
-    │   └── UserExists
+    │   ├── UserExists
+    │   └── DomainExists         a libvirt domain of that name is defined already
     ├── ImageBusy                the image is open elsewhere (watchers, a lock)
     ├── Locked                   another rbdnb process is doing the same thing; it did not end in time
     ├── ImageHasSnapshots        removing an image that still has snapshots
@@ -28,6 +31,7 @@ holds a cephx key. librados/librbd errors are translated at the boundary
     ├── ClusterFull              the cluster or pool is full or out of quota
     ├── Timeout                  a daemon did not answer in time (also an unreachable cluster)
     ├── CephError                any other librados/librbd error, with its errno
+    ├── LibvirtError             any other libvirt error, with its error code
     ├── CommandFailed            an external program exited non-zero
     └── SandboxError             the embedded cluster could not be started or used
         ├── MissingTool          a program is not installed (names the Debian package)
@@ -197,6 +201,27 @@ class CephError(RbdnbError):
         self.errno = errno
 
 
+class DomainNotFound(NotFound):
+    """No libvirt domain of that name."""
+
+
+class DomainExists(Exists):
+    """A libvirt domain of that name is defined already."""
+
+
+class LibvirtError(RbdnbError):
+    """Any other error libvirt reported, with its error code (libvirt errors are mapped by
+    code, never by message text)."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class ParameterError(InvalidArgument):
+    """A runbook parameter is not valid: named as the notebook names it."""
+
+
 class CommandFailed(RbdnbError):
     """An external program exited with a non-zero status."""
 
@@ -217,7 +242,7 @@ class MissingTool(SandboxError):
 
     def __init__(self, program: str, package: str):
         super().__init__(f"{program} not found: install the Debian package {package} "
-                         f"(apt-get install {package}), or run scripts/setup.sh")
+                         f"(apt-get install {package})")
         self.program = program
         self.package = package
 

@@ -18,12 +18,13 @@ from typing import Callable
 
 import ipywidgets as w
 
-from . import clones, images, virt
-from .cluster import Cluster
+from .ceph import clones, images
+from . import virt
+from .ceph.cluster import Cluster
 from .errors import InvalidArgument, RbdnbError
-from .plan import Plan, Result
-from .secret import redact
-from .settings import settings
+from .base.plan import Plan, Result
+from .base.secret import redact
+from .base.settings import settings
 
 Action = Callable[..., "Result | Plan"]
 

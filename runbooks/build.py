@@ -56,7 +56,7 @@ RUNBOOKS["00-preflight"] = nb(
     "run KVM, or will guests run under TCG? Nothing is changed.",
     COMMON,
     [
-        "from rbdnb.runbook import begin\nfrom rbdnb import virt\n"
+        "from rbdnb.runbooks import begin\nfrom rbdnb import virt\n"
         "rb, cluster = begin('00-preflight', dry_run=dry_run, conf=conf, client=client, "
         "keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri)",
@@ -89,7 +89,7 @@ grown_size = "10G"
 imported = "vm-image"
 ''',
     [
-        "import rbdnb\nfrom rbdnb import guest, qemu\nfrom rbdnb.runbook import begin\n"
+        "import rbdnb\nfrom rbdnb import guest, qemu\nfrom rbdnb.runbooks import begin\n"
         "rb, cluster = begin('01-qemu-rbd', dry_run=dry_run, conf=conf, client=client, "
         "keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri, pools=[('pool', pool)],\n"
@@ -148,8 +148,8 @@ os_data_size = "10G"
 boot_timeout = 120
 ''',
     [
-        "import os\nimport rbdnb\nfrom rbdnb import guest, paths, users, virt\n"
-        "from rbdnb.runbook import begin\n"
+        "import os\nimport rbdnb\nfrom rbdnb import guest, virt\nfrom rbdnb.ceph import users\n"
+        "from rbdnb.runbooks import begin\n"
         "rb, cluster = begin('02-libvirt-rbd', dry_run=dry_run, conf=conf, client=client, "
         "keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri, pools=[('pool', pool), ('libvirt_pool', libvirt_pool)],\n"
@@ -230,7 +230,7 @@ boot_timeout = 120
         "The host writes a MiB into a new image with librbd; the guest reports the same checksum "
         "for its new disk; then the disk is detached. The VM ends as it began.",
         "import hashlib\n"
-        "from rbdnb.images import open_image\nfrom rbdnb.specs import parse_spec\n"
+        "from rbdnb.ceph.images import open_image\nfrom rbdnb.base.specs import parse_spec\n"
         "if not dry_run and boot is not None:\n"
         "    rb.step(rbdnb.create_image(cluster, f'{pool}/{vm}-data', '32M', exist_ok=True))\n"
         "    payload = hashlib.sha256(vm.encode()).digest() * (1024 * 1024 // 32)\n"
@@ -264,7 +264,7 @@ boot_timeout = 120
 ''',
     [
         "import os, time\nimport pandas as pd\nimport rbdnb\nfrom rbdnb import guest, virt\n"
-        "from rbdnb.runbook import begin\n"
+        "from rbdnb.runbooks import begin\n"
         "rb, cluster = begin('03-golden-image-clones', dry_run=dry_run, conf=conf, client=client,"
         " keyring=keyring, timeout=timeout,\n"
         "                    libvirt_uri=libvirt_uri, pools=[('pool', pool)], clients=[('user', user)],\n"
@@ -361,7 +361,7 @@ results_dir = "runs/bench"           # results.csv and results.parquet, stamped 
 ''',
     [
         "import os, datetime\nimport ipywidgets as widgets\nimport rbdnb\nfrom rbdnb import bench\n"
-        "from rbdnb.runbook import begin\n"
+        "from rbdnb.runbooks import begin\n"
         "matrix_params = dict(engines=engines, io_types=io_types, io_sizes=io_sizes, "
         "queue_depths=queue_depths, total=total)\n"
         "rb, cluster = begin('04-benchmark', dry_run=dry_run, conf=conf, client=client, "
@@ -436,7 +436,7 @@ vm_prefix = "rbdnb-"
 free_images = []                     # on a full cluster: images to remove first, by free_space
 ''',
     [
-        "import rbdnb\nfrom rbdnb import virt\nfrom rbdnb.runbook import begin\n"
+        "import rbdnb\nfrom rbdnb import virt\nfrom rbdnb.runbooks import begin\n"
         "from IPython.core.error import UsageError\n"
         "rb, cluster = begin('99-teardown', dry_run=dry_run, conf=conf, client=client, "
         "keyring=keyring, timeout=timeout,\n"
@@ -453,30 +453,15 @@ free_images = []                     # on a full cluster: images to remove first
         "if free_images:\n"
         "    rb.step(rbdnb.free_space(cluster, free_images, confirm=confirm, dry_run=dry_run))",
         "## VMs, libvirt pools and secrets",
-        "import xml.etree.ElementTree as ET\n"
-        "# Only VMs whose RBD disks are in these pools on this cluster: libvirt is machine-wide.\n"
-        "mons = {(h, str(p)) for h, p in virt.monitor_hosts(cluster)}\n"
-        "def on_our_pools(dom):\n"
-        "    for disk in ET.fromstring(dom.XMLDesc(0)).iter('disk'):\n"
-        "        src = disk.find('source')\n"
-        "        hosts = {(h.get('name'), h.get('port')) for h in disk.iter('host')}\n"
-        "        if src is not None and (src.get('name') or '').split('/')[0] in pools and hosts & mons:\n"
-        "            return True\n"
-        "    return False\n"
-        "for dom in conn.listAllDomains():\n"
-        "    if dom.name().startswith(vm_prefix) and on_our_pools(dom):\n"
-        "        if dom.isActive():\n"
-        "            rb.step(virt.destroy_vm(conn, dom.name(), dry_run=dry_run))\n"
-        "        rb.step(virt.undefine_vm(conn, dom.name(), dry_run=dry_run))\n"
-        "# libvirt pools on these Ceph pools of this cluster, and the secrets they use.\n"
-        "secrets = set()\n"
-        "for lp in conn.listAllStoragePools(0):\n"
-        "    xml = ET.fromstring(lp.XMLDesc(0))\n"
-        "    hosts = {(h.get('name'), h.get('port')) for h in xml.iter('host')}\n"
-        "    if xml.get('type') == 'rbd' and xml.findtext('source/name') in pools and hosts & mons:\n"
-        "        secrets.update(e.get('uuid') for e in xml.iter('secret') if e.get('uuid'))\n"
-        "        rb.step(virt.delete_rbd_pool(conn, lp.name(), dry_run=dry_run))\n"
-        "for uuid in sorted(secrets):\n"
+        "# libvirt is machine-wide: only what uses these Ceph pools on this cluster's monitors.\n"
+        "ours = virt.objects_on_cluster(conn, virt.monitor_hosts(cluster), ceph_pools=pools)\n"
+        "for name in ours.domains:\n"
+        "    if name.startswith(vm_prefix):\n"
+        "        rb.step(virt.destroy_vm(conn, name, dry_run=dry_run))\n"
+        "        rb.step(virt.undefine_vm(conn, name, dry_run=dry_run))\n"
+        "for name in ours.pools:\n"
+        "    rb.step(virt.delete_rbd_pool(conn, name, dry_run=dry_run))\n"
+        "for uuid in ours.secrets:\n"
         "    rb.step(virt.undefine_secret(conn, uuid, dry_run=dry_run))",
         "## Users and pools",
         "for u in users:\n"

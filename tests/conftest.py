@@ -1,6 +1,13 @@
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Machines here have 2 cores and other work beside the tests: a property test asserts
+# behaviour, never how fast an example ran.
+settings.register_profile("rbdnb", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("rbdnb")
 
 
 def in_ci() -> bool:

@@ -39,12 +39,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from .. import _proc
-from ..cluster import Cluster
+from ..base import proc as _proc
+from ..ceph.cluster import Cluster
 from ..errors import CommandFailed, ImageNotFound, InvalidArgument, PoolNotFound, Timeout
-from ..plan import Plan
-from ..specs import ImageSpec, parse_spec
-from ..units import format_size, parse_size
+from ..base.plan import Plan
+from ..base.specs import ImageSpec, parse_spec
+from ..base.units import check_int, check_seconds, format_size, parse_size
 from .native import NativeImage
 from .tools import ToolRun, conf_with, fio_args, parse_fio, parse_rbd_bench, rbd_bench_args
 
@@ -116,13 +116,6 @@ def _check_choice(value, allowed, what: str) -> str:
     return value
 
 
-def _check_int(value, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidArgument(f"{what} {value!r} is not valid: expected a whole number "
-                              f"from {low} to {high}")
-    return value
-
-
 @dataclass(frozen=True)
 class _Case:
     engine: str
@@ -140,15 +133,12 @@ def _case(engine, io_type, io_size, queue_depth, total, seconds, rw_mix_read) ->
     size = parse_size(io_size, what="io size", minimum=512, maximum=64 << 20)
     if size % 512:
         raise InvalidArgument(f"io size {io_size!r} is not a multiple of 512 bytes")
-    _check_int(queue_depth, "queue depth", 1, MAX_QUEUE_DEPTH)
-    _check_int(rw_mix_read, "read percentage", 0, 100)
+    check_int(queue_depth, "queue depth", 1, MAX_QUEUE_DEPTH)
+    check_int(rw_mix_read, "read percentage", 0, 100)
     if total is not None and seconds is not None:
         raise InvalidArgument("give total= or seconds=, not both")
     if seconds is not None:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
-                not 0 < seconds <= MAX_SECONDS:
-            raise InvalidArgument(f"seconds {seconds!r} is not valid: expected more than 0 "
-                                  f"and at most {MAX_SECONDS}")
+        check_seconds(seconds, "seconds", MAX_SECONDS)
         nbytes = None
     else:
         nbytes = parse_size(DEFAULT_TOTAL if total is None else total, what="total",
@@ -161,7 +151,7 @@ def _case(engine, io_type, io_size, queue_depth, total, seconds, rw_mix_read) ->
 
 
 def _image_size(cluster: Cluster, spec: ImageSpec) -> int:
-    from ..images import open_image
+    from ..ceph.images import open_image
     with open_image(cluster, spec, read_only=True) as image:
         return image.size()
 
@@ -169,7 +159,7 @@ def _image_size(cluster: Cluster, spec: ImageSpec) -> int:
 # -- pre-filling ------------------------------------------------------------------------------
 def is_prefilled(cluster: Cluster, spec: str | ImageSpec) -> bool:
     """True if rbdnb pre-filled ``spec`` at its current size."""
-    from ..images import open_image
+    from ..ceph.images import open_image
     spec = parse_spec(spec)
     with open_image(cluster, spec, read_only=True) as image:
         try:
@@ -205,7 +195,7 @@ def prefill(cluster: Cluster, spec: str | ImageSpec, *, progress: Progress | Non
     with _native(cluster, spec, chunk) as img:
         img.run(io_size=chunk, queue_depth=16, reads=0.0, random_offsets=False,
                 count=size // chunk, seconds=None, progress=progress)
-    from ..images import open_image
+    from ..ceph.images import open_image
     with open_image(cluster, spec) as image:
         image.metadata_set(PREFILL_KEY, str(size))
     return "filled"
@@ -484,7 +474,7 @@ def matrix(cluster: Cluster, spec: str | ImageSpec, engines=("native",),
     import pandas as pd
     spec = parse_spec(spec)
     cases = _cases(engines, io_types, io_sizes, queue_depths, total, seconds, rw_mix_read)
-    _check_int(repeat, "repeat", 1, 100)
+    check_int(repeat, "repeat", 1, 100)
     cases = [c for _ in range(repeat) for c in cases]
     if dry_run and image_size is not None:
         image_size = parse_size(image_size, what="image size")

@@ -18,6 +18,7 @@ thing. Every wait is bounded: a cluster that stops answering gives
 from __future__ import annotations
 
 import ctypes
+import functools
 import errno as E
 import os
 import random
@@ -27,7 +28,7 @@ from array import array
 from dataclasses import dataclass
 
 from ..errors import CephError, RbdnbError, Timeout
-from .._ceph import translate
+from ..ceph.translate import translate
 
 # librados operation flags rbd bench passes as fadvise hints.
 FADVISE_RANDOM = 0x4
@@ -38,16 +39,14 @@ _EVENT_TYPE_EVENTFD = 2  # enum { EVENT_TYPE_PIPE = 1, EVENT_TYPE_EVENTFD = 2 }
 CLIENT_SETTINGS = {"rbd_cache_writethrough_until_flush": "false"}
 
 _vp = ctypes.c_void_p
-_LIBS: list = []
 # Buffers still referenced by I/Os that never completed (a cluster that stopped
 # answering): they must outlive the run, or librbd would write into freed memory.
 _ABANDONED: list = []
 
 
+@functools.cache
 def _libs():
     """(librados, librbd) with the prototypes rbdnb calls, loaded once."""
-    if _LIBS:
-        return _LIBS
     try:
         rados = ctypes.CDLL("librados.so.2")
         rbd = ctypes.CDLL("librbd.so.1")
@@ -80,8 +79,7 @@ def _libs():
     ]
     for func, restype, argtypes in protos:
         func.restype, func.argtypes = restype, argtypes
-    _LIBS.extend([rados, rbd])
-    return _LIBS
+    return rados, rbd
 
 
 @dataclass

@@ -78,5 +78,5 @@ def plot(df, ax=None, *, x: str | None = None, metrics=("iops", "mib_s", "lat_p9
 
 
 def _size_label(nbytes: int) -> str:
-    from ..units import format_size
+    from ..base.units import format_size
     return format_size(int(nbytes))

@@ -25,7 +25,6 @@ from .handlers import CopiesHandler, RunbooksHandler, RunHandler, RunsHandler, S
 from .runs import Runbooks, RunStore
 from .status import StatusCache
 
-REPO_RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 
 
 class RbdnbServer(ExtensionApp):
@@ -35,8 +34,8 @@ class RbdnbServer(ExtensionApp):
                    help="ceph.conf of the cluster to show and run against ('' = the running "
                         "sandbox, else $CEPH_CONF)")
     libvirt_uri = Unicode("", config=True, help="libvirt URI ('' = the sandbox's)")
-    runbooks_dir = Unicode(str(REPO_RUNBOOKS), config=True,
-                           help="where the runbooks are")
+    runbooks_dir = Unicode("", config=True,
+                           help="where the runbooks are ('' = the ones that come with rbdnb)")
     runs_dir = Unicode("", config=True,
                        help="where runs are kept ('' = runs/lab under the Jupyter root)")
     status_ttl = Float(5.0, config=True, help="seconds a cluster status is reused")
@@ -51,6 +50,9 @@ class RbdnbServer(ExtensionApp):
             env["CEPH_CONF"] = self.conf
         if self.libvirt_uri:
             env["LIBVIRT_DEFAULT_URI"] = self.libvirt_uri
+        if not self.runbooks_dir:
+            from ..runbooks import bundled
+            self.runbooks_dir = str(bundled())
         self.runbooks = Runbooks(self.runbooks_dir)
         self.runs = RunStore(runs_dir, self.runbooks, root, env=env,
                              defaults={"conf": self.conf, "libvirt_uri": self.libvirt_uri})

@@ -14,7 +14,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..errors import InvalidArgument, NotFound, RbdnbError
-from ..secret import redact
+from ..base.secret import redact
 
 AUTH_RESOURCE = "rbdnb"
 MAX_BODY = 64 * 1024

@@ -21,10 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .. import _proc
+from ..base import proc as _proc
 from ..errors import InvalidArgument, NotFound
-from ..paths import PRIVATE_DIR_MODE, ensure_dir
-from ..run import check_parameters, runbook_info
+from ..base.paths import PRIVATE_DIR_MODE, ensure_dir
+from ..runbooks.run import check_parameters, runbook_info
 
 RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,64}-[0-9a-f]{6}")
 RUNBOOK_NAME = re.compile(r"[0-9]{2}-[a-z0-9-]{1,64}")

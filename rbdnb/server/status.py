@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..secret import redact
-from ..status import Snapshot, snapshot
+from ..base.secret import redact
+from .snapshot import Snapshot, snapshot
 
 
 class StatusCache:

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.benchmarks.compare [--conf CEPH_CONF] [--repeat 3]
 
-The same as ``rbdnb bench compare``; see :mod:`rbdnb.bench.compare`.
+The same as ``rbdnb bench compare``; see :mod:`rbdnb.sandbox.compare`.
 """
 
 from rbdnb.cli import main

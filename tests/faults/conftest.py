@@ -82,7 +82,7 @@ def fresh(tmp_path):
 
 
 def running_under(directory: Path) -> list[int]:
-    from rbdnb import _proc
+    from rbdnb.base import proc as _proc
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -284,8 +284,8 @@ def write_random(path: Path, size: int, seed: int = 7) -> Path:
 def fill_image(cluster, spec: str, size: int, seed: int = 3) -> None:
     """Write ``size`` pseudo-random bytes at the start of an image (through librbd)."""
     import random
-    from rbdnb.images import open_image
-    from rbdnb.specs import parse_spec
+    from rbdnb.ceph.images import open_image
+    from rbdnb.base.specs import parse_spec
     rng = random.Random(seed)
     with open_image(cluster, parse_spec(spec)) as image:
         for offset in range(0, size, 4 << 20):

@@ -79,8 +79,8 @@ def test_full_cluster_refuses_writes_and_free_space_recovers(tmp_path, record):
             # open, whose data would vanish under it; then it frees space.
             refused, _ = answer(FAST, lambda: rbdnb.free_space(cluster, ["f/hog"]), "free_space")
             assert isinstance(refused, rbdnb.ConfirmationRequired)
-            from rbdnb.images import open_image
-            from rbdnb.specs import parse_spec
+            from rbdnb.ceph.images import open_image
+            from rbdnb.base.specs import parse_spec
             with open_image(cluster, parse_spec("f/hog")):
                 busy, _ = answer(FAST, lambda: rbdnb.free_space(cluster, ["f/hog"],
                                                                 confirm=True), "free_space")

@@ -19,15 +19,15 @@ import uuid
 import pytest
 
 import rbdnb
-from rbdnb import guest, paths, virt
+from rbdnb.virt import guest; from rbdnb.base import paths; from rbdnb import virt
 from tests.faults.conftest import ROOT, answer, fill_image, frozen, within
 
 RBDNB = [sys.executable, "-m", "rbdnb"]
 
 
 def libvirtd_pid(uri: str) -> int:
-    pid = rbdnb._proc.read_pidfile(paths.libvirt_daemons(uri).libvirtd_pidfile)
-    assert pid and rbdnb._proc.start_time(pid) is not None, "no libvirtd runs"
+    pid = rbdnb.base.proc.read_pidfile(paths.libvirt_daemons(uri).libvirtd_pidfile)
+    assert pid and rbdnb.base.proc.start_time(pid) is not None, "no libvirtd runs"
     return pid
 
 
@@ -79,7 +79,7 @@ def test_libvirtd_killed_under_a_running_vm(fresh, guest_dir, record):
         conn = virt.connect_libvirt(uri)
         try:
             assert conn.lookupByName(vm).isActive(), "the VM did not survive libvirtd's death"
-            assert rbdnb._proc.start_time(qemu_pid) is not None, "QEMU was restarted"
+            assert rbdnb.base.proc.start_time(qemu_pid) is not None, "QEMU was restarted"
             virt.attach_rbd(conn, vm, "f/data", target="vdb", cluster=cluster)
             exported = subprocess.run(["rbd", "export", "--no-progress", "f/data", "-"],
                                       env={**os.environ, **box.env()}, capture_output=True,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rbdnb.run import read_summary
+from rbdnb.runbooks.run import read_summary
 from tests.faults.conftest import ROOT, cli, rbd_sha256
 
 RBDNB = [sys.executable, "-m", "rbdnb"]

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from rbdnb import _proc
+from rbdnb.base import proc as _proc
 
-from rbdnb.run import read_summary
+from rbdnb.runbooks.run import read_summary
 from tests.conftest import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]

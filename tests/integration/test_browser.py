@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import rbdnb
-from rbdnb import kernelspec
+from rbdnb.runbooks import kernelspec
 from rbdnb.sandbox import pick_free_port
 from tests.conftest import require_services
 
@@ -228,7 +228,7 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 page.get_by_role("button", name="Run", exact=True).click()
                 error = page.locator(".jp-Dialog", has_text="not started")
                 error.wait_for(timeout=90_000)
-                assert "vm_count: 0 is not a count from 1 to 10000" in error.inner_text()
+                assert "vm_count: 0 is not valid: expected a whole number from 1 to 10000" in error.inner_text()
                 page.screenshot(path=str(ARTIFACTS / "lab-bad-parameter.png"))
                 error.get_by_role("button").last.click()
                 assert page.locator(".rbdnb-RunbookForm input[name='vm_count']").input_value(

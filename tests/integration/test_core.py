@@ -7,21 +7,21 @@ import time
 import pytest
 
 import rbdnb
-from rbdnb.plan import Plan
+from rbdnb.base.plan import Plan
 
 MiB = 1024**2
 
 
 def write(cluster, spec, offset, data):
-    from rbdnb.images import open_image
-    from rbdnb.specs import parse_spec
+    from rbdnb.ceph.images import open_image
+    from rbdnb.base.specs import parse_spec
     with open_image(cluster, parse_spec(spec)) as image:
         image.write(data, offset)
 
 
 def read(cluster, spec, offset, length):
-    from rbdnb.images import open_image
-    from rbdnb.specs import parse_spec
+    from rbdnb.ceph.images import open_image
+    from rbdnb.base.specs import parse_spec
     with open_image(cluster, parse_spec(spec, snap="optional"), read_only=True) as image:
         return image.read(offset, length)
 

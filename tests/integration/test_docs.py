@@ -8,7 +8,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from rbdnb.secret import KEY_PATTERN
+from rbdnb.base.secret import KEY_PATTERN
 from tests.conftest import require_services
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

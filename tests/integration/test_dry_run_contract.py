@@ -21,8 +21,8 @@ from IPython.core.interactiveshell import InteractiveShell
 import rbdnb
 from rbdnb import cli as rbdnb_cli, virt, widgets
 from rbdnb.magics import TABLES
-from rbdnb.plan import Plan
-from rbdnb.settings import settings
+from rbdnb.base.plan import Plan
+from rbdnb.base.settings import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = uuid.uuid4().hex[:6]
@@ -239,7 +239,7 @@ RUNBOOKS = sorted(p.stem for p in (ROOT / "runbooks").glob("[0-9][0-9]-*.ipynb")
 
 @pytest.mark.parametrize("name", RUNBOOKS)
 def test_every_runbook_changes_nothing_as_a_dry_run(sandbox, world, state, tmp_path, name):
-    from rbdnb.run import run_runbook, runbook_parameters
+    from rbdnb.runbooks.run import run_runbook, runbook_parameters
     declared = runbook_parameters(ROOT / "runbooks" / f"{name}.ipynb")
     params = {"conf": str(sandbox.conf_path), "libvirt_uri": sandbox.libvirt_uri,
               "dry_run": True}

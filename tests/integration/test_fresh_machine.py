@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rbdnb.run import read_summary
+from rbdnb.runbooks.run import read_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones",
@@ -52,7 +52,7 @@ def fresh_machine():
 
 
 def processes():
-    from rbdnb import _proc
+    from rbdnb.base import proc as _proc
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rbdnb.run import BAD_PARAMETERS, run_runbook, runbook_parameters
+from rbdnb.runbooks.run import BAD_PARAMETERS, run_runbook, runbook_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = sorted((ROOT / "runbooks").glob("[0-9][0-9]-*.ipynb"))

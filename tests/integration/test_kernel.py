@@ -6,7 +6,7 @@ import sys
 
 from jupyter_client.manager import start_new_kernel
 
-from rbdnb import kernelspec
+from rbdnb.runbooks import kernelspec
 from rbdnb.sandbox import new_cephx_key
 
 

@@ -13,7 +13,7 @@ from tornado.httpclient import HTTPClientError
 
 from rbdnb import virt
 from rbdnb.server.runs import Runbooks, RunStore
-from rbdnb.status import snapshot
+from rbdnb.server.snapshot import snapshot
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 RUN = uuid.uuid4().hex[:6]

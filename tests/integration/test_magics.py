@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import rbdnb
-from rbdnb.plan import Plan, Result
+from rbdnb.base.plan import Plan, Result
 from rbdnb.sandbox import new_cephx_key
 
 POOL = "mag-pool"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rbdnb.run import read_summary
-from rbdnb.secret import KEY_PATTERN
+from rbdnb.runbooks.run import read_summary
+from rbdnb.base.secret import KEY_PATTERN
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 RUN = uuid.uuid4().hex[:6]

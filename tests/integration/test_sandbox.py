@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rbdnb import _proc, paths
+from rbdnb.base import proc as _proc, paths
 from rbdnb.errors import PortInUse, SandboxError, Timeout
 from rbdnb.sandbox import Sandbox, libvirt_reachable
 

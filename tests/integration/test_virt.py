@@ -16,9 +16,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import rbdnb
-from rbdnb import guest, qemu, virt
-from rbdnb.images import open_image
-from rbdnb.specs import parse_spec
+from rbdnb.virt import guest; from rbdnb.ceph import qemu; from rbdnb import virt
+from rbdnb.ceph.images import open_image
+from rbdnb.base.specs import parse_spec
 
 # libvirt's names are machine-wide: a per-run id keeps concurrent test sessions apart.
 RUN = uuid.uuid4().hex[:6]
@@ -318,7 +318,7 @@ def test_a_ceph_pool_name_on_two_clusters_is_never_guessed(sandbox, cluster, con
         plan = virt.define_vm(conn, f"{PREFIX}ambiguous", [f"{POOL}/vm-1"], cluster=cluster,
                               dry_run=True)
         assert isinstance(plan, rbdnb.Plan)
-        right = virt._auth_for(conn, rbdnb.parse_spec(f"{POOL}/vm-1"), None, cluster)
+        right = virt.auth_for(conn, rbdnb.parse_spec(f"{POOL}/vm-1"), None, cluster)
         assert right.hosts == virt.monitor_hosts(cluster) and ("127.0.0.2", 1) not in right.hosts
     finally:
         decoy.undefine()

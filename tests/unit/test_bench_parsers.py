@@ -9,7 +9,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from rbdnb import bench  # noqa: E402
+from rbdnb import bench# noqa: E402
 from rbdnb.bench.native import _percentile  # noqa: E402
 from rbdnb.bench.tools import (conf_with, fio_args, parse_fio, parse_rbd_bench,  # noqa: E402
                                rbd_bench_args)

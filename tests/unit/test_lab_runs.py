@@ -121,7 +121,7 @@ def test_lab_install_links_the_build_and_enables_the_server(tmp_path, monkeypatc
 
 
 def test_status_colour_follows_health_fullness_and_libvirt():
-    from rbdnb.status import Snapshot
+    from rbdnb.server.snapshot import Snapshot
     ok = dict(reachable=True, health="HEALTH_OK", message="", libvirt_reachable=True)
     assert Snapshot(**ok).level == "ok"
     assert Snapshot(**{**ok, "health": "HEALTH_WARN"}).level == "warn"
@@ -138,7 +138,7 @@ def test_a_slow_cluster_never_holds_the_event_loop(monkeypatch):
     import asyncio
     import time as clock
     from rbdnb.server import status as server_status
-    from rbdnb.status import Snapshot
+    from rbdnb.server.snapshot import Snapshot
     release = []
 
     calls = []

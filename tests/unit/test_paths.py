@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from rbdnb import paths, virt
+from rbdnb.base import paths; from rbdnb import virt
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from rbdnb import _proc
+from rbdnb.base import proc as _proc
 from rbdnb.errors import CommandFailed, MissingTool, Timeout
 
 

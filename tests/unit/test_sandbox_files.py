@@ -1,6 +1,5 @@
 """The sandbox's conf, keys and checks, without starting anything."""
 import base64
-import json
 import os
 import re
 import socket
@@ -11,7 +10,7 @@ import pytest
 
 from rbdnb import sandbox as sb
 from rbdnb.errors import InvalidArgument, MissingTool, NotWritable
-from rbdnb import _proc
+from rbdnb.base import proc as _proc
 
 KEY_SHAPE = re.compile(r"^AQ[A-Za-z0-9+/]{36}==$")  # 28 bytes in base64
 
@@ -99,7 +98,7 @@ def test_private_files_are_0600_from_the_start(tmp_path):
     path = tmp_path / "k.keyring"
     old = os.umask(0)
     try:
-        sb._write_private(path, "secret")
+        sb.write_private(path, "secret")
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
@@ -128,28 +127,29 @@ def test_health_ok_needs_every_condition():
 
 class _FakeMonitor:
     """Answers ``status``/``osd dump`` like a single-OSD cluster whose PGs are laggy until
-    the OSD is marked down (what Ceph 16.2 does after the OSD was frozen)."""
+    the OSD is marked down (what Ceph 16.2 does after the OSD was frozen); the surface of
+    :class:`rbdnb.ceph.cluster.Cluster` that health reading uses."""
 
     def __init__(self):
         self.commands = []
         self.laggy = True
 
-    def mon_command(self, cmd, inbuf, timeout=0):
-        cmd = json.loads(cmd)
+    def mon_command(self, cmd, what, **kinds):
         self.commands.append(cmd["prefix"])
         if cmd["prefix"] == "osd down":
             self.laggy = False
-            return 0, b"", "marked down osd.0"
-        if cmd["prefix"] == "osd dump":
-            return 0, json.dumps({"full_ratio": 0.95, "nearfull_ratio": 0.85}).encode(), ""
+            return None
         states = ([{"state_name": "active+clean", "count": 7},
                    {"state_name": "active+clean+laggy", "count": 1}] if self.laggy
                   else [{"state_name": "active+clean", "count": 8}])
-        return 0, json.dumps({
-            "health": {"status": "HEALTH_OK", "checks": {}},
-            "osdmap": {"num_up_osds": 1, "num_in_osds": 1}, "mgrmap": {"available": True},
-            "pgmap": {"num_pgs": 8, "pgs_by_state": states, "bytes_used": 10,
-                      "bytes_total": 1000}}).encode(), ""
+        return {"health": {"status": "HEALTH_OK", "checks": {}},
+                "osdmap": {"num_up_osds": 1, "num_in_osds": 1}, "mgrmap": {"available": True},
+                "pgmap": {"num_pgs": 8, "pgs_by_state": states, "bytes_used": 10,
+                          "bytes_total": 1000}}
+
+    def osd_dump(self):
+        self.commands.append("osd dump")
+        return {"full_ratio": 0.95, "nearfull_ratio": 0.85}
 
 
 def _with_monitor(box, monitor):
@@ -165,7 +165,8 @@ def test_laggy_pgs_are_not_healthy_and_up_re_peers_them_once(tmp_path, monkeypat
     box = sb.Sandbox(tmp_path / "s")
     monitor = _FakeMonitor()
     _with_monitor(box, monitor)
-    health = box._read_health(monitor)
+    from rbdnb.ceph.health import read_health
+    health = read_health(monitor)
     assert not health.ok and health.pgs_laggy == 1
     assert "1 PG(s) laggy" in health.describe() and "rbdnb sandbox up" in health.describe()
     # Waiting without healing (as at creation) leaves them alone and times out.

@@ -5,15 +5,15 @@ import pickle
 import pytest
 
 from rbdnb import errors
-from rbdnb._ceph import translate, translated
-from rbdnb.clones import expand_names
-from rbdnb.images import feature_mask, feature_names
-from rbdnb.plan import Plan, Result
-from rbdnb.qemu import rbd_filename
+from rbdnb.ceph.translate import translate, translated
+from rbdnb.ceph.clones import expand_names
+from rbdnb.ceph.images import feature_mask, feature_names
+from rbdnb.base.plan import Plan, Result
+from rbdnb.ceph.qemu import rbd_filename
 from rbdnb.sandbox import new_cephx_key
-from rbdnb.secret import KEY_PATTERN, Secret, redact
-from rbdnb.specs import ImageSpec
-from rbdnb.users import rbd_caps
+from rbdnb.base.secret import KEY_PATTERN, Secret, redact
+from rbdnb.base.specs import ImageSpec
+from rbdnb.ceph.users import rbd_caps
 
 
 def test_secret_never_shows():

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from rbdnb.errors import InvalidArgument
-from rbdnb.specs import ImageSpec, object_size_order, parse_client, parse_spec
+from rbdnb.base.specs import ImageSpec, object_size_order, parse_client, parse_spec
 
 NAME = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,30}", fullmatch=True)
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 import rbdnb
-from rbdnb import _proc, cli, locks, paths
-from rbdnb.clones import check_pattern, expand_names
+from rbdnb.base import proc as _proc, paths; from rbdnb import cli; from rbdnb.ceph import locks
+from rbdnb.ceph.clones import check_pattern, expand_names
 from rbdnb.errors import ConfirmationRequired, InvalidArgument, Locked, Timeout
-from rbdnb.guard import SessionRedactor, redact_deep
-from rbdnb.run import check_value
+from rbdnb.magics.guard import SessionRedactor, redact_deep
+from rbdnb.runbooks.run import check_value
 from rbdnb.sandbox import new_cephx_key
-from rbdnb.specs import check_name, parse_client, parse_spec
+from rbdnb.base.specs import check_name, parse_client, parse_spec
 from rbdnb.virt import check_domain_name, check_target, check_uri, check_uuid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_a_fix_is_worded_in_the_front_ends_terms():
     assert err.value.worded(magic_words).endswith("add --yes to do it")
     assert err.value.worded(form_words).endswith("tick 'confirm' to do it")
     assert "add -p confirm True (rbdnb run)" in err.value.worded(cli.cli_words)
-    from rbdnb.cluster import full_pool_error
+    from rbdnb.ceph.cluster import full_pool_error
     full = full_pool_error("p", ["full"])
     assert "rbdnb.free_space(cluster, ['p/IMAGE', ...], confirm=True)" in str(full)
     assert "%rbd free-space p/IMAGE ... --yes" in full.worded(magic_words)
@@ -112,7 +112,7 @@ def runtime(tmp_path, monkeypatch):
 
 def test_a_lock_is_waited_for_then_refused_naming_its_holder(runtime):
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from rbdnb import locks\n"
+        "import sys, time; from rbdnb.ceph import locks\n"
         "with locks.held('k', what='import into p/golden'):\n"
         "    print('held', flush=True); time.sleep(30)")],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
@@ -217,7 +217,7 @@ def test_directories_get_their_mode_whatever_the_umask(tmp_path):
 
 
 def test_a_closed_guest_dir_is_refused_with_a_path_that_passes(tmp_path, monkeypatch):
-    from rbdnb import guest
+    from rbdnb.virt import guest
     monkeypatch.setenv("RBDNB_DATA_DIR", str(tmp_path / "data"))
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
@@ -262,7 +262,7 @@ def test_every_magic_command_has_an_example_and_mutating_ones_a_dry_run():
 
 
 def test_the_dry_run_default_is_shared_and_followed():
-    from rbdnb.settings import Settings
+    from rbdnb.base.settings import Settings
     settings = Settings()
     seen = []
     settings.on_dry_run(seen.append)
@@ -270,7 +270,7 @@ def test_the_dry_run_default_is_shared_and_followed():
     assert seen == [True] and settings.resolve_dry_run(None) is True
     assert settings.resolve_dry_run(False) is False
     env = {**os.environ, "RBDNB_DRY_RUN": "1"}
-    out = subprocess.run([sys.executable, "-c", "from rbdnb.settings import settings;"
+    out = subprocess.run([sys.executable, "-c", "from rbdnb.base.settings import settings;"
                           "print(settings.dry_run)"], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "True"
@@ -282,7 +282,7 @@ RUNBOOKS = sorted((ROOT / "runbooks").glob("[0-9][0-9]-*.ipynb"))
 @pytest.mark.parametrize("path", RUNBOOKS, ids=[p.stem for p in RUNBOOKS])
 def test_every_runbook_parameter_is_checked_by_its_first_cell(path):
     """A parameter cannot be added without a check: each is named in begin(...)."""
-    from rbdnb.run import runbook_parameters
+    from rbdnb.runbooks.run import runbook_parameters
     declared = set(runbook_parameters(path))
     nb = json.loads(path.read_text())
     first = next("".join(c["source"]) for c in nb["cells"]
@@ -311,7 +311,7 @@ def test_a_runbook_lock_taken_again_by_its_own_process_is_handed_over(runtime):
 
 
 def test_a_wrapped_error_keeps_its_fixes_for_every_front_end():
-    from rbdnb.cluster import full_pool_error
+    from rbdnb.ceph.cluster import full_pool_error
     from rbdnb.errors import Timeout
     from rbdnb.magics import magic_words
     inner = full_pool_error("p", ["full"])
@@ -326,7 +326,7 @@ def test_a_wrapped_error_keeps_its_fixes_for_every_front_end():
 def test_a_form_that_is_gone_is_not_kept_by_the_default():
     import gc
 
-    from rbdnb.settings import Settings
+    from rbdnb.base.settings import Settings
 
     class Form:
         seen = []
@@ -350,8 +350,8 @@ def test_clone_pattern_widths_are_bounded():
 
 
 def test_an_intents_writer_is_known_alive_or_gone():
-    from rbdnb import journal
-    from rbdnb.staging import writer_gone
+    from rbdnb.ceph import journal
+    from rbdnb.ceph.staging import writer_gone
     mine = journal.owner()
     assert journal.owner_alive(mine) is True
     assert writer_gone(mine) is True  # this process: its earlier call is over

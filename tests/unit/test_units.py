@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from rbdnb.errors import InvalidArgument
-from rbdnb.units import MAX_SIZE, format_size, parse_size
+from rbdnb.base.units import MAX_SIZE, format_size, parse_size
 
 
 @pytest.mark.parametrize("text, expected", [

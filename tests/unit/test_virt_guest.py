@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import rbdnb
-from rbdnb import guest, virt
+from rbdnb.virt import guest; from rbdnb import virt
 
 AUTH = virt.RbdAuth([("10.0.0.1", 6789), ("10.0.0.2", 6789)], "libvirt",
                     "00000000-0000-4000-8000-000000000001")
@@ -23,7 +23,7 @@ def conn():
 
 
 def test_domain_xml_has_rbd_disks_auth_console_and_direct_boot():
-    disks = [virt._rbd_disk(rbdnb.parse_spec("pool/a"), "vda", AUTH)]
+    disks = [virt.rbd_disk(rbdnb.parse_spec("pool/a"), "vda", AUTH)]
     root = ET.fromstring(virt.domain_xml("vm", disks, memory_mib=512, vcpus=2, boot=BOOT,
                                          console_log="/var/log/vm.log", virt_type="qemu"))
     assert root.get("type") == "qemu" and root.findtext("name") == "vm"
@@ -58,7 +58,7 @@ def test_virt_type_auto_follows_what_really_works():
     lambda: virt.domain_xml("vm", [], console_log="/tmp/a<b"),
     lambda: virt.domain_xml("vm", [], boot=guest.GuestBoot("i", "/k", "/i", "a=b />")),
     lambda: virt.domain_xml("vm", [], boot=guest.GuestBoot("i", "/k&", "/i", "")),
-    lambda: virt._rbd_disk(rbdnb.parse_spec("p/a"), 'vd"a', AUTH),
+    lambda: virt.rbd_disk(rbdnb.parse_spec("p/a"), 'vd"a', AUTH),
     lambda: virt.RbdAuth([("h'", 1)], "libvirt", AUTH.secret_uuid),
     lambda: virt.RbdAuth([("h", 70000)], "libvirt", AUTH.secret_uuid),
     lambda: virt.RbdAuth([("h", 1)], "lib virt", AUTH.secret_uuid),
@@ -84,7 +84,7 @@ def test_secret_xml_is_private_ceph_usage():
 
 def test_rbd_pool_xml_round_trips():
     xml = virt.rbd_pool_xml("ceph-libvirt-pool", "libvirt-pool", AUTH)
-    assert virt._pool_source(xml) == {"type": "rbd", "name": "libvirt-pool",
+    assert virt.pool_source(xml) == {"type": "rbd", "name": "libvirt-pool",
                                       "hosts": AUTH.hosts, "username": "libvirt",
                                       "secret": AUTH.secret_uuid}
 
@@ -173,3 +173,54 @@ def test_build_refuses_what_qemu_could_not_read(tmp_path):
         private.mkdir(mode=0o700)
         with pytest.raises(rbdnb.InvalidArgument, match="not traversable"):
             guest.build(private / "g.qcow2")
+
+
+class _Obj:
+    def __init__(self, name, xml):
+        self._name, self._xml = name, xml
+
+    def name(self):
+        return self._name
+
+    def XMLDesc(self, flags=0):
+        return self._xml
+
+
+class _Conn:
+    """The two listings objects_on_cluster reads, as libvirt returns them."""
+
+    def __init__(self, domains, pools):
+        self.domains, self.pools = domains, pools
+
+    def listAllDomains(self, flags=0):
+        return self.domains
+
+    def listAllStoragePools(self, flags=0):
+        return self.pools
+
+
+def _disk(pool, host="127.0.0.1", port="3300"):
+    port_attr = f" port='{port}'" if port else ""
+    return (f"<disk type='network'><source protocol='rbd' name='{pool}/img'>"
+            f"<host name='{host}'{port_attr}/></source></disk>")
+
+
+def test_objects_on_cluster_finds_only_what_uses_these_monitors_and_pools():
+    conn = _Conn(
+        [_Obj("vm-ours", f"<domain><devices>{_disk('rbd')}</devices></domain>"),
+         _Obj("vm-other-cluster", f"<domain><devices>{_disk('rbd', port='4400')}</devices></domain>"),
+         _Obj("vm-other-pool", f"<domain><devices>{_disk('else')}</devices></domain>"),
+         _Obj("vm-default-port", f"<domain><devices>{_disk('rbd', port=None)}</devices></domain>"),
+         _Obj("vm-file", "<domain><devices><disk type='file'/></devices></domain>")],
+        [_Obj("lp", "<pool type='rbd'><source><name>rbd</name><host name='127.0.0.1' port='3300'/>"
+                    "<auth><secret uuid='u1'/></auth></source></pool>"),
+         _Obj("lp-else", "<pool type='rbd'><source><name>else</name><host name='127.0.0.1' "
+                         "port='3300'/><auth><secret uuid='u2'/></auth></source></pool>"),
+         _Obj("dir", "<pool type='dir'><target><path>/x</path></target></pool>")])
+    mons = [("127.0.0.1", 3300)]
+    found = virt.objects_on_cluster(conn, mons, ceph_pools=["rbd"])
+    assert (found.domains, found.pools, found.secrets) == (["vm-ours"], ["lp"], ["u1"])
+    every = virt.objects_on_cluster(conn, mons)
+    assert every.domains == ["vm-ours", "vm-other-pool"] and every.secrets == ["u1", "u2"]
+    # A <host> without a port means Ceph's default port, as libvirt and QEMU read it.
+    assert virt.objects_on_cluster(conn, [("127.0.0.1", 6789)]).domains == ["vm-default-port"]

@@ -1,0 +1,222 @@
+"""``%rbd``: images, snapshots, clones, import/export and bench, in rbd's own words."""
+
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+
+from ..base.specs import parse_spec
+from ..base.units import parse_size
+from ..ceph import clones, images, snapshots, space, transfer
+from .table import Table, progress_for, size_in
+
+RBD = Table("rbd")
+
+
+def _rbd_create(m, a):
+    size = a.size_opt or a.size
+    if size is None:
+        raise UsageError("%rbd create: give a size, e.g. 10G or --size 10G")
+    return images.create_image(m.cluster, a.spec, parse_size(size, what="size", default_unit="M"),
+                               features=a.image_feature, object_size=a.object_size,
+                               exist_ok=a.exist_ok, dry_run=m.dry(a))
+
+
+p = RBD.add("create", "create an image (rbd create); a bare size is in MiB, as rbd reads it",
+            _rbd_create, mutating=True, example="create {pool}/new-image 1G")
+p.add_argument("spec", metavar="POOL/IMAGE")
+p.add_argument("size", nargs="?", metavar="SIZE")
+p.add_argument("--size", "-s", dest="size_opt")
+p.add_argument("--image-feature", help="comma-separated, e.g. layering,exclusive-lock")
+p.add_argument("--object-size")
+p.add_argument("--exist-ok", action="store_true", help="report 'unchanged' if it exists")
+
+p = RBD.add("ls", "list images (rbd ls -l) as a DataFrame",
+            lambda m, a: images.list_images(m.cluster, a.pool or "rbd"), example="ls {pool}")
+p.add_argument("pool", nargs="?")
+p.add_argument("-l", "--long", action="store_true", help="accepted for rbd's sake; always long")
+
+p = RBD.add("info", "size, features, parent, snapshots (rbd info)",
+            lambda m, a: images.image_info(m.cluster, a.spec), example="info {pool}/{image}")
+p.add_argument("spec", metavar="POOL/IMAGE[@SNAP]")
+
+p = RBD.add("resize", "grow (or with --allow-shrink shrink) an image (rbd resize)",
+            lambda m, a: images.resize_image(m.cluster, a.spec, size_in("M")(a.size),
+                                             allow_shrink=a.allow_shrink, dry_run=m.dry(a)),
+            mutating=True, example="resize {pool}/{image} --size 8M --allow-shrink")
+p.add_argument("spec", metavar="POOL/IMAGE")
+p.add_argument("--size", "-s", required=True)
+p.add_argument("--allow-shrink", action="store_true")
+
+p = RBD.add("rm", "remove an image (rbd rm); needs --yes",
+            lambda m, a: images.remove_image(m.cluster, a.spec, confirm=a.yes,
+                                             purge_snapshots=a.purge_snapshots,
+                                             missing_ok=a.missing_ok, dry_run=m.dry(a)),
+            mutating=True, example="rm {pool}/{image} --yes --purge-snapshots")
+p.add_argument("spec", metavar="POOL/IMAGE")
+p.add_argument("--yes", action="store_true", help="confirm: the image's data is destroyed")
+p.add_argument("--purge-snapshots", action="store_true")
+p.add_argument("--missing-ok", action="store_true")
+
+p = RBD.add("free-space", "remove images on a full cluster, by Ceph's own means (deletes "
+            "through the full pool, the full ratio raised only if needed); needs --yes",
+            lambda m, a: space.free_space(m.cluster, a.specs, confirm=a.yes,
+                                          dry_run=m.dry(a)),
+            mutating=True, example="free-space {pool}/{image} --yes")
+p.add_argument("specs", nargs="+", metavar="POOL/IMAGE")
+p.add_argument("--yes", action="store_true", help="confirm: the images' data is destroyed")
+
+
+def _rbd_mv(m, a):
+    src = parse_spec(a.src)
+    dest = parse_spec(a.dest, default_pool=src.pool)
+    if (dest.pool, dest.namespace) != (src.pool, src.namespace):
+        raise UsageError(f"%rbd mv: {src} and {dest} are in different pools (or namespaces): "
+                         f"rbd renames within a pool only; copy it with %rbd cp {src} {dest}")
+    return images.rename_image(m.cluster, src, dest.image, dry_run=m.dry(a))
+
+
+p = RBD.add("mv", "rename an image within its pool (rbd mv)", _rbd_mv, mutating=True,
+            example="mv {pool}/{image} {pool}/renamed")
+p.add_argument("src")
+p.add_argument("dest")
+
+p = RBD.add("cp", "full copy of an image (rbd cp)",
+            lambda m, a: transfer.copy_image(m.cluster, a.src, a.dest, exist_ok=a.exist_ok,
+                                           dry_run=m.dry(a)),
+            mutating=True, example="cp {pool}/{image} {pool}/copied")
+p.add_argument("src")
+p.add_argument("dest")
+p.add_argument("--exist-ok", action="store_true")
+
+p = RBD.add("du", "provisioned and used bytes (rbd du)",
+            lambda m, a: images.disk_usage(m.cluster, a.spec), example="du {pool}/{image}")
+p.add_argument("spec", metavar="POOL/IMAGE")
+
+for verb, fn, help_ in [
+        ("create", snapshots.create_snapshot, "create a snapshot"),
+        ("protect", snapshots.protect_snapshot, "protect a snapshot (v1 clones need it)"),
+        ("unprotect", snapshots.unprotect_snapshot, "unprotect a snapshot"),
+        ("rm", snapshots.remove_snapshot, "remove a snapshot")]:
+    example = {"create": "snap create {pool}/{image}@new-snap",
+               "protect": "snap protect {pool}/{image}@{snap}",
+               "unprotect": "snap unprotect {pool}/{image}@{protected}",
+               "rm": "snap rm {pool}/{image}@{snap}"}[verb]
+    p = RBD.add(f"snap {verb}", f"{help_} (rbd snap {verb})",
+                lambda m, a, fn=fn: fn(m.cluster, a.spec, dry_run=m.dry(a)), mutating=True,
+                example=example)
+    p.add_argument("spec", metavar="POOL/IMAGE@SNAP")
+
+p = RBD.add("snap ls", "snapshots of an image (rbd snap ls)",
+            lambda m, a: snapshots.list_snapshots(m.cluster, a.spec),
+            example="snap ls {pool}/{image}")
+p.add_argument("spec", metavar="POOL/IMAGE")
+
+p = RBD.add("snap rollback", "roll an image back to a snapshot; needs --yes",
+            lambda m, a: snapshots.rollback_snapshot(m.cluster, a.spec, confirm=a.yes,
+                                                     dry_run=m.dry(a)), mutating=True,
+            example="snap rollback {pool}/{image}@{snap} --yes")
+p.add_argument("spec", metavar="POOL/IMAGE@SNAP")
+p.add_argument("--yes", action="store_true")
+
+p = RBD.add("snap purge", "remove every snapshot of an image; needs --yes",
+            lambda m, a: snapshots.purge_snapshots(m.cluster, a.spec, confirm=a.yes,
+                                                   dry_run=m.dry(a)), mutating=True,
+            example="snap purge {pool}/{lone} --yes")
+p.add_argument("spec", metavar="POOL/IMAGE")
+p.add_argument("--yes", action="store_true")
+
+
+def _rbd_clone(m, a):
+    if a.count is None:
+        return clones.clone(m.cluster, a.parent, a.child, exist_ok=a.exist_ok, dry_run=m.dry(a))
+    return clones.clone_many(m.cluster, a.parent, a.child, count=a.count, start=a.start,
+                             concurrency=a.concurrency, exist_ok=a.exist_ok,
+                             progress=progress_for(m, a, f"cloning {a.parent}", a.count),
+                             dry_run=m.dry(a))
+
+
+p = RBD.add("clone", "clone a snapshot (rbd clone); with --count, many at once from a pattern "
+            "such as vm-{i:02d}", _rbd_clone, mutating=True,
+            example="clone {pool}/{image}@{protected} {pool}/vm-{{i:02d}} --count 3")
+p.add_argument("parent", metavar="POOL/IMAGE@SNAP")
+p.add_argument("child", metavar="POOL/CHILD or PATTERN")
+p.add_argument("--count", type=int)
+p.add_argument("--start", type=int, default=1)
+p.add_argument("--concurrency", type=int, default=16)
+p.add_argument("--exist-ok", action="store_true")
+
+p = RBD.add("flatten", "copy the parent's data into a clone (rbd flatten)",
+            lambda m, a: clones.flatten(m.cluster, a.spec, dry_run=m.dry(a),
+                                        progress=progress_for(m, a, f"flattening {a.spec}",
+                                                               100)),
+            mutating=True, example="flatten {pool}/{clone}")
+p.add_argument("spec", metavar="POOL/IMAGE")
+
+p = RBD.add("children", "clones of a snapshot (rbd children)",
+            lambda m, a: clones.children(m.cluster, a.spec),
+            example="children {pool}/{image}@{protected}")
+p.add_argument("spec", metavar="POOL/IMAGE@SNAP")
+
+p = RBD.add("import", "import a qcow2 or raw file into a new image",
+            lambda m, a: transfer.import_image(
+                m.cluster, a.source, a.spec, method=a.method, exist_ok=a.exist_ok,
+                dry_run=m.dry(a), progress=progress_for(m, a, f"importing {a.source}", 100)),
+            mutating=True, example="import {file} {pool}/imported")
+p.add_argument("source", metavar="FILE")
+p.add_argument("spec", metavar="POOL/IMAGE")
+p.add_argument("--method", default="auto", choices=transfer.METHODS)
+p.add_argument("--exist-ok", action="store_true")
+
+p = RBD.add("export", "export an image to a raw or qcow2 file",
+            lambda m, a: transfer.export_image(
+                m.cluster, a.spec, a.dest, dest_format=a.format, overwrite=a.overwrite,
+                dry_run=m.dry(a), progress=progress_for(m, a, f"exporting {a.spec}", 100)),
+            mutating=True, example="export {pool}/{image} {outfile}")
+p.add_argument("spec", metavar="POOL/IMAGE[@SNAP]")
+p.add_argument("dest", metavar="FILE")
+p.add_argument("--format", "-O", default="raw", choices=("raw", "qcow2"))
+p.add_argument("--overwrite", action="store_true")
+
+_RBD_IO_TYPES = {("read", False): "read", ("write", False): "write",
+                 ("read", True): "randread", ("write", True): "randwrite"}
+
+
+def _rbd_bench(m, a):
+    from .. import bench
+    io_type = a.io_type
+    if io_type in ("readwrite", "rw"):
+        io_type = "mixed"
+    elif io_type in ("read", "write"):
+        io_type = _RBD_IO_TYPES[(io_type, a.io_pattern == "rand")]
+    engines = a.engine or ["native"]
+    total = None if a.seconds is not None else \
+        parse_size(a.io_total, what="io total", default_unit="B")
+    kwargs = dict(total=total, seconds=a.seconds, rw_mix_read=a.rw_mix_read)
+    size = parse_size(a.io_size, what="io size", default_unit="B")
+    if m.dry(a):
+        return bench.matrix(m.cluster, a.spec, engines, [io_type], [size], [a.io_threads],
+                            dry_run=True, **kwargs)
+    if len(engines) == 1:
+        bar = m.progress(f"{engines[0]} {io_type} {a.io_size} QD{a.io_threads}", 100)
+        return bench.run(m.cluster, a.spec, engines[0], io_type, size, a.io_threads,
+                         progress=bar, **kwargs)
+    bar = m.progress(f"{len(engines)} engines, {io_type} {a.io_size}", len(engines))
+    df = bench.matrix(m.cluster, a.spec, engines, [io_type], [size], [a.io_threads],
+                      progress=bar, **kwargs)
+    return df[["engine", "io_type", "io_size", "queue_depth", "iops", "mib_s",
+               "lat_mean_us", "lat_p99_us"]]
+
+
+p = RBD.add("bench", "benchmark an image (rbd bench options); --engine native, rbd or fio "
+            "(several: a table, same run); writes to the image", _rbd_bench, mutating=True,
+            example="bench {pool}/{image} --io-type write --io-total 4M --engine native rbd")
+p.add_argument("spec", metavar="POOL/IMAGE")
+p.add_argument("--io-type", required=True,
+               help="read, write, readwrite/rw (rbd's), or randread, randwrite, mixed")
+p.add_argument("--io-size", default="4K")
+p.add_argument("--io-threads", type=int, default=16, help="I/Os in flight (queue depth)")
+p.add_argument("--io-total", default="256M")
+p.add_argument("--io-pattern", default="seq", choices=("seq", "full-seq", "rand"))
+p.add_argument("--rw-mix-read", type=int, default=50)
+p.add_argument("--seconds", type=float, help="run for this long instead of --io-total")
+p.add_argument("--engine", nargs="+", choices=("native", "rbd", "fio"))

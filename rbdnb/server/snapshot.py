@@ -1,0 +1,74 @@
+"""One look at everything a user wants to see at a glance: the cluster, libvirt, KVM or TCG.
+
+``snapshot()`` never raises for an unreachable cluster or daemon: what could not be
+reached is reported as such, within ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from ..errors import RbdnbError
+
+
+@dataclass
+class Snapshot:
+    """What the status bar shows: the cluster's :class:`~rbdnb.ceph.health.Health` reduced to a
+    colour and a line, plus libvirt's reachability and KVM or TCG."""
+
+    reachable: bool
+    health: str                       # HEALTH_OK | HEALTH_WARN | HEALTH_ERR | UNREACHABLE
+    message: str                      # one line: the checks, or why it is unreachable
+    fsid: str | None = None
+    conf: str | None = None
+    used_ratio: float = 0.0
+    total_bytes: int = 0
+    full: bool = False
+    nearfull: bool = False
+    checks: dict[str, str] = field(default_factory=dict)
+    libvirt_uri: str | None = None
+    libvirt_reachable: bool = False
+    virtualization: str = "TCG"       # KVM | TCG
+    checked_at: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def level(self) -> str:
+        """ok | warn | error: the colour to show."""
+        if not self.reachable or self.health == "HEALTH_ERR" or self.full:
+            return "error"
+        if self.health != "HEALTH_OK" or self.nearfull or not self.libvirt_reachable:
+            return "warn"
+        return "ok"
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "level": self.level}
+
+
+def snapshot(conf: str | None = None, *, libvirt_uri: str | None = None,
+             timeout: float = 5) -> Snapshot:
+    """The cluster's health and fullness, libvirt's reachability, and KVM or TCG."""
+    from ..ceph.cluster import connect, resolve_conf
+    from ..ceph.health import read_health
+    from ..sandbox import libvirt_reachable
+    from ..virt import default_uri, kvm_usable
+    t0 = time.monotonic()
+    uri = libvirt_uri or default_uri()
+    snap = Snapshot(reachable=False, health="UNREACHABLE", message="", libvirt_uri=uri,
+                    virtualization="KVM" if kvm_usable() else "TCG", checked_at=time.time())
+    try:
+        snap.conf = resolve_conf(conf, None)[0]
+        with connect(conf, timeout=timeout) as cluster:
+            health = read_health(cluster)
+        snap.reachable, snap.health, snap.fsid = True, health.status, health.fsid
+        snap.checks = dict(health.checks)
+        snap.used_ratio, snap.total_bytes = round(health.used_ratio, 4), health.total_bytes
+        snap.full = bool(health.full_osds) or health.full
+        snap.nearfull = bool(health.nearfull_osds) or health.nearfull
+        snap.message = "; ".join(f"{k}: {v}" for k, v in health.checks.items()) or health.status
+    except RbdnbError as exc:
+        snap.message = str(exc)
+    snap.libvirt_reachable = libvirt_reachable(uri)
+    snap.seconds = round(time.monotonic() - t0, 3)
+    return snap
