@@ -231,6 +231,7 @@ def _cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rbdnb`` command line (argparse), every sub-command with its help."""
     parser = argparse.ArgumentParser(prog="rbdnb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _sandbox_parser(sub)
@@ -310,6 +311,8 @@ def _dir_arg(args) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``rbdnb ...``: run one command; returns the exit status (1 on an rbdnb error, one line on
+    stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -126,19 +126,19 @@ class NotFound(RbdnbError, LookupError):
 
 
 class PoolNotFound(NotFound):
-    pass
+    """No pool of that name."""
 
 
 class ImageNotFound(NotFound):
-    pass
+    """No image of that name (in that pool and namespace)."""
 
 
 class SnapshotNotFound(NotFound):
-    pass
+    """No snapshot of that name on the image."""
 
 
 class UserNotFound(NotFound):
-    pass
+    """No cephx user of that name."""
 
 
 class Exists(RbdnbError):
@@ -146,19 +146,19 @@ class Exists(RbdnbError):
 
 
 class PoolExists(Exists):
-    pass
+    """A pool of that name exists already."""
 
 
 class ImageExists(Exists):
-    pass
+    """An image of that name exists already."""
 
 
 class SnapshotExists(Exists):
-    pass
+    """A snapshot of that name exists already."""
 
 
 class UserExists(Exists):
-    pass
+    """A cephx user of that name exists already (with other caps than asked for)."""
 
 
 class ImageBusy(RbdnbError):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 
 def privileged() -> bool:
+    """Whether rbdnb runs as root (then machine-wide paths and qemu:///system)."""
     return os.geteuid() == 0
 
 

@@ -14,8 +14,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import CommandFailed, MissingTool, Timeout
 from .waiting import wait_until
@@ -87,6 +90,60 @@ def run(argv: list[str], *, timeout: float, input: bytes | None = None,
         raise CommandFailed(f"{what or program} failed: {failure_line(stderr, proc.returncode)}",
                             argv=argv, returncode=proc.returncode, stderr=stderr)
     return proc
+
+
+@dataclass
+class Watched:
+    """A program :func:`watch` is running: the process, the seconds since it started, and
+    what it has written to stdout so far (``fresh``: since the last tick)."""
+
+    proc: subprocess.Popen
+    elapsed: float = 0.0
+    output: bytes = b""
+    fresh: bytes = b""
+
+
+def watch(argv: list[str], on_tick: Callable[[Watched], None], *,
+          env: dict[str, str] | None = None, interval: float = 0.05,
+          what: str | None = None) -> tuple[str, str]:
+    """Run ``argv`` (no shell), calling ``on_tick`` every ``interval`` s while it runs and
+    once after it ends; return its (stdout, stderr) as text, colour escapes removed.
+
+    The one streaming runner: ``on_tick`` reports progress from the output, sends the
+    process a signal, or raises (a stall, a timeout) -- the process is then killed. Output
+    goes through files, not pipes, so a program that writes much never blocks on us.
+    Raises :class:`CommandFailed` on a non-zero exit, naming ``what`` and its last error line.
+    """
+    argv = [str(a) for a in argv]
+    program = os.path.basename(argv[0])
+    argv[0] = which(argv[0]) if os.sep not in argv[0] else argv[0]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        state = Watched(proc)
+        start = time.monotonic()
+        try:
+            while True:
+                done = proc.poll() is not None
+                out.seek(len(state.output))
+                state.fresh = out.read()
+                state.output += state.fresh
+                state.elapsed = time.monotonic() - start
+                on_tick(state)
+                if done:
+                    break
+                time.sleep(interval)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        stderr = ANSI.sub("", err.read().decode(errors="replace"))
+    stdout = state.output.decode(errors="replace")
+    if proc.returncode != 0:
+        raise CommandFailed(f"{what or program} failed: "
+                            f"{failure_line(stderr or stdout, proc.returncode)}",
+                            argv=argv, returncode=proc.returncode, stderr=stderr)
+    return stdout, stderr
 
 
 def start_time(pid: int) -> int | None:
@@ -186,6 +243,7 @@ def processes_named(programs: tuple[str, ...], needle: str) -> list[tuple[int, l
 
 
 def read_pidfile(path: str) -> int | None:
+    """The pid in a pid file, or None if it is missing or unreadable."""
     try:
         with open(path) as fh:
             return int(fh.read().strip())

@@ -14,6 +14,7 @@ import weakref
 
 
 class Settings:
+    """Settings every front end shares (the dry-run default); listeners hear changes."""
     def __init__(self):
         self._dry_run = os.environ.get("RBDNB_DRY_RUN", "").strip().lower() in ("1", "true",
                                                                                 "yes")

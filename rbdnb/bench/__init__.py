@@ -22,6 +22,11 @@ Engines:
 ``fio``     ``fio --ioengine=rbd --output-format=json``.
 ``native``  librbd's asynchronous C API in this process (:mod:`rbdnb.bench.native`).
 
+The modules: :mod:`~rbdnb.bench.cases` (a case, checked before any I/O),
+:mod:`~rbdnb.bench.engines` (the engines behind one name -> engine registry),
+:mod:`~rbdnb.bench.native` and :mod:`~rbdnb.bench.tools` (the native engine; the external
+programs' arguments and output), :mod:`~rbdnb.bench.plot`.
+
 Read and mixed runs read data that is there: the image is pre-filled once
 (sequential 4M writes over all of it) and marked with image metadata
 ``rbdnb.bench.prefilled``.
@@ -32,33 +37,18 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import signal
-import subprocess
-import tempfile
-import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from ..base import proc as _proc
 from ..ceph.cluster import Cluster
-from ..errors import CommandFailed, ImageNotFound, InvalidArgument, PoolNotFound, Timeout
+from ..errors import ImageNotFound, InvalidArgument, PoolNotFound
 from ..base.plan import Plan
 from ..base.specs import ImageSpec, parse_spec
-from ..base.units import check_int, check_seconds, format_size, parse_size
-from .native import NativeImage
-from .tools import ToolRun, conf_with, fio_args, parse_fio, parse_rbd_bench, rbd_bench_args
+from ..base.units import check_int, format_size, parse_size
+from .cases import ENGINES, IO_TYPES, MAX_QUEUE_DEPTH, MAX_SECONDS, Case, all_cases, make_case
+from .engines import REGISTRY, native_image
 
-ENGINES = ("native", "rbd", "fio")
-IO_TYPES = ("read", "write", "randread", "randwrite", "mixed")
-DEFAULT_TOTAL = "256M"
 PREFILL_KEY = "rbdnb.bench.prefilled"
-# At and above this I/O size the native engine writes without librbd's cache: the
-# C API must copy every buffer the cache holds, and for large writes that copy
-# costs more than the cache's early acknowledgements gain (measured: 4M sequential
-# writes 80% of rbd bench with the cache, 99% without; 4K random writes need it).
-NATIVE_ZERO_COPY_FROM = 1 << 20
-MAX_QUEUE_DEPTH = 256
-MAX_SECONDS = 3600
 
 Progress = Callable[[int, int], None]
 
@@ -108,48 +98,6 @@ class BenchResult:
         return self.to_frame()._repr_html_()
 
 
-# -- validation ---------------------------------------------------------------------------
-def _check_choice(value, allowed, what: str) -> str:
-    if value not in allowed:
-        raise InvalidArgument(f"{what} {value!r} is not valid: expected one of "
-                              f"{', '.join(allowed)}")
-    return value
-
-
-@dataclass(frozen=True)
-class _Case:
-    engine: str
-    io_type: str
-    io_size: int
-    queue_depth: int
-    total: int | None
-    seconds: float | None
-    rw_mix_read: int
-
-
-def _case(engine, io_type, io_size, queue_depth, total, seconds, rw_mix_read) -> _Case:
-    _check_choice(engine, ENGINES, "engine")
-    _check_choice(io_type, IO_TYPES, "io type")
-    size = parse_size(io_size, what="io size", minimum=512, maximum=64 << 20)
-    if size % 512:
-        raise InvalidArgument(f"io size {io_size!r} is not a multiple of 512 bytes")
-    check_int(queue_depth, "queue depth", 1, MAX_QUEUE_DEPTH)
-    check_int(rw_mix_read, "read percentage", 0, 100)
-    if total is not None and seconds is not None:
-        raise InvalidArgument("give total= or seconds=, not both")
-    if seconds is not None:
-        check_seconds(seconds, "seconds", MAX_SECONDS)
-        nbytes = None
-    else:
-        nbytes = parse_size(DEFAULT_TOTAL if total is None else total, what="total",
-                            minimum=size)
-        if nbytes % size:
-            raise InvalidArgument(f"total {format_size(nbytes)} is not a whole number of "
-                                  f"{format_size(size)} I/Os")
-    return _Case(engine, io_type, size, queue_depth, nbytes,
-                 float(seconds) if seconds is not None else None, rw_mix_read)
-
-
 def _image_size(cluster: Cluster, spec: ImageSpec) -> int:
     from ..ceph.images import open_image
     with open_image(cluster, spec, read_only=True) as image:
@@ -192,7 +140,7 @@ def prefill(cluster: Cluster, spec: str | ImageSpec, *, progress: Progress | Non
     chunk = 4 << 20 if size >= 4 << 20 else size - size % 512
     if chunk <= 0:
         raise InvalidArgument(f"image {spec} is too small to benchmark")
-    with _native(cluster, spec, chunk) as img:
+    with native_image(cluster, spec, chunk) as img:
         img.run(io_size=chunk, queue_depth=16, reads=0.0, random_offsets=False,
                 count=size // chunk, seconds=None, progress=progress)
     from ..ceph.images import open_image
@@ -201,45 +149,11 @@ def prefill(cluster: Cluster, spec: str | ImageSpec, *, progress: Progress | Non
     return "filled"
 
 
-def _native(cluster: Cluster, spec: ImageSpec, io_size: int) -> NativeImage:
-    settings = {}
-    if io_size >= NATIVE_ZERO_COPY_FROM:
-        settings = {"rbd_cache": "false", "rbd_disable_zero_copy_writes": "false"}
-    return NativeImage(cluster.conffile, cluster.client, cluster.keyring, spec.pool,
-                       spec.namespace, spec.image, cluster.timeout, settings)
-
-
-# -- plans ------------------------------------------------------------------------------------
-def _plan_case(plan: Plan, cluster: Cluster, spec: ImageSpec, case: _Case,
-               image_size: int) -> None:
-    amount = f"{format_size(case.total)}" if case.total else f"{case.seconds:g} s"
-    if case.engine == "rbd":
-        total = case.total or (1 << 50) // case.io_size * case.io_size
-        plan.add(*rbd_bench_args(spec.image_path, io_type=case.io_type, io_size=case.io_size,
-                                 queue_depth=case.queue_depth, total=total,
-                                 rw_mix_read=case.rw_mix_read, cli_args=cluster.cli_args(),
-                                 timeout=cluster.timeout))
-        if case.seconds:
-            plan.note(f"rbd bench is interrupted after {case.seconds:g} s (it has no "
-                      f"duration option); it then flushes and prints its totals")
-    elif case.engine == "fio":
-        plan.add(*fio_args(spec.pool, spec.image, client=cluster.client, io_type=case.io_type,
-                           io_size=case.io_size, queue_depth=case.queue_depth,
-                           image_size=image_size, total=case.total, seconds=case.seconds,
-                           rw_mix_read=case.rw_mix_read))
-    else:
-        plan.note(f"native: {case.io_type} {format_size(case.io_size)} x {amount} at queue "
-                  f"depth {case.queue_depth}, librbd in this process")
-
-
-def _check_case(cluster: Cluster, spec: ImageSpec, case: _Case, image_size: int) -> None:
+def _check_case(cluster: Cluster, spec: ImageSpec, case: Case, image_size: int) -> None:
     if case.io_size > image_size:
         raise InvalidArgument(f"io size {format_size(case.io_size)} is larger than image "
                               f"{spec} ({format_size(image_size)})")
-    if case.engine != "native":
-        _proc.which(case.engine)
-    if case.engine == "fio" and spec.namespace:
-        raise InvalidArgument(f"fio's rbd engine cannot open images in a namespace ({spec})")
+    REGISTRY[case.engine].check(cluster, spec, case)
 
 
 def _plan_prefill(plan: Plan, cluster: Cluster, spec: ImageSpec, cases) -> bool:
@@ -269,7 +183,7 @@ def run(cluster: Cluster, spec: str | ImageSpec, engine: str = "native",
     returns the plan (the equivalent command line) and does nothing.
     """
     spec = parse_spec(spec)
-    case = _case(engine, io_type, io_size, queue_depth, total, seconds, rw_mix_read)
+    case = make_case(engine, io_type, io_size, queue_depth, total, seconds, rw_mix_read)
     image_size = _image_size(cluster, spec)
     _check_case(cluster, spec, case, image_size)
     if dry_run:
@@ -277,7 +191,7 @@ def run(cluster: Cluster, spec: str | ImageSpec, engine: str = "native",
                     f"QD{queue_depth}")
         if prefill_reads:
             _plan_prefill(plan, cluster, spec, [case])
-        _plan_case(plan, cluster, spec, case, image_size)
+        REGISTRY[case.engine].plan(plan, cluster, spec, case, image_size)
         return plan
     if case.io_type != "read" and case.io_type != "randread":
         cluster.check_writable(spec.pool)
@@ -286,37 +200,12 @@ def run(cluster: Cluster, spec: str | ImageSpec, engine: str = "native",
     return _run_case(cluster, spec, case, image_size, progress)
 
 
-def _reads_fraction(case: _Case) -> float:
-    if case.io_type in ("read", "randread"):
-        return 1.0
-    if case.io_type == "mixed":
-        return case.rw_mix_read / 100
-    return 0.0
-
-
-def _run_case(cluster: Cluster, spec: ImageSpec, case: _Case, image_size: int,
+def _run_case(cluster: Cluster, spec: ImageSpec, case: Case, image_size: int,
               progress: Progress | None) -> BenchResult:
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    client = "librbd"
-    if case.engine == "native":
-        img = _native(cluster, spec, case.io_size)
-        client = "librbd C API, " + ("no cache, zero-copy" if case.io_size >= NATIVE_ZERO_COPY_FROM
-                                     else "writearound cache")
-        with img:
-            res = img.run(io_size=case.io_size, queue_depth=case.queue_depth,
-                          reads=_reads_fraction(case),
-                          random_offsets=case.io_type.startswith("rand") or
-                          case.io_type == "mixed",
-                          count=case.total // case.io_size if case.total else None,
-                          seconds=case.seconds, progress=progress)
-        measured = ToolRun(res.ops, res.read_ops, res.bytes, res.seconds, res.lat_mean_us,
-                           res.lat_p50_us, res.lat_p99_us, res.lat_max_us)
-    elif case.engine == "rbd":
-        measured = _run_rbd_bench(cluster, spec, case, image_size, progress)
-        client = "rbd bench"
-    else:
-        measured = _run_fio(cluster, spec, case, image_size, progress)
-        client = "fio rbd engine"
+    runner = REGISTRY[case.engine]
+    measured = runner.run(cluster, spec, case, image_size, progress)
+    client = runner.client_for(case)
     return BenchResult(
         engine=case.engine, image=str(spec), io_type=case.io_type,
         io_size=format_size(case.io_size), io_size_bytes=case.io_size,
@@ -331,120 +220,10 @@ def _run_case(cluster: Cluster, spec: ImageSpec, case: _Case, image_size: int,
         client=client, fsid=cluster.fsid, timestamp=stamp)
 
 
-def _run_tool(argv: list[str], *, seconds_hint: float, timeout: float, env: dict | None,
-              stop_after: float | None, progress: Progress | None) -> str:
-    """Run a benchmark program, reporting elapsed time as progress; return its stdout.
-
-    With ``stop_after``, the program is sent SIGINT after that many seconds
-    (``rbd bench`` then stops, flushes and prints its result).
-    """
-    argv = [_proc.which(argv[0]), *argv[1:]]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                env=env)
-        start = time.monotonic()
-        interrupted = False
-        try:
-            while proc.poll() is None:
-                elapsed = time.monotonic() - start
-                if stop_after is not None and elapsed >= stop_after and not interrupted:
-                    proc.send_signal(signal.SIGINT)
-                    interrupted = True
-                if elapsed > timeout:
-                    raise Timeout(f"{os.path.basename(argv[0])} did not finish within "
-                                  f"{timeout:g} s")
-                if progress is not None:
-                    progress(min(int(elapsed * 1000), int(seconds_hint * 1000)),
-                             int(seconds_hint * 1000))
-                time.sleep(0.1)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode(errors="replace")
-        stderr = err.read().decode(errors="replace")
-    if proc.returncode != 0:
-        raise CommandFailed(f"{os.path.basename(argv[0])} failed: "
-                            f"{_proc.failure_line(stderr or stdout, proc.returncode)}",
-                            argv=argv, returncode=proc.returncode, stderr=stderr)
-    if progress is not None:
-        progress(int(seconds_hint * 1000), int(seconds_hint * 1000))
-    return stdout
-
-
-def _expected_seconds(case: _Case) -> float:
-    # For progress only: a guess from a modest 50 MiB/s or 2000 IOPS, whichever is slower.
-    if case.seconds is not None:
-        return case.seconds
-    ops = case.total / case.io_size
-    return max(1.0, min(600.0, max(case.total / (50 << 20), ops / 2000)))
-
-
-def _run_rbd_bench(cluster: Cluster, spec: ImageSpec, case: _Case, image_size: int,
-                   progress: Progress | None) -> ToolRun:
-    # rbd bench has no duration option: a timed run asks for far more than it can do
-    # and is interrupted (SIGINT) at the time; it then flushes and prints its totals.
-    total = case.total if case.total is not None else (1 << 50) // case.io_size * case.io_size
-    argv = rbd_bench_args(spec.image_path, io_type=case.io_type, io_size=case.io_size,
-                          queue_depth=case.queue_depth, total=total,
-                          rw_mix_read=case.rw_mix_read, cli_args=cluster.cli_args(),
-                          timeout=cluster.timeout)
-    expected = _expected_seconds(case)
-    out = _run_tool(argv, seconds_hint=expected, timeout=_tool_timeout(cluster, case, expected),
-                    env=None, stop_after=case.seconds, progress=progress)
-    return parse_rbd_bench(out, case.io_size)
-
-
-def _tool_timeout(cluster: Cluster, case: _Case, expected: float) -> float:
-    if case.seconds is not None:
-        return case.seconds + 2 * cluster.timeout
-    return max(20 * expected, 120.0) + 2 * cluster.timeout
-
-
-def _run_fio(cluster: Cluster, spec: ImageSpec, case: _Case, image_size: int,
-             progress: Progress | None) -> ToolRun:
-    t = str(int(max(1, cluster.timeout)))
-    options = {"rbd_cache_writethrough_until_flush": "false", "client_mount_timeout": t,
-               "rados_mon_op_timeout": t, "rados_osd_op_timeout": t}
-    if cluster.keyring:
-        options["keyring"] = cluster.keyring
-    with open(cluster.conffile) as fh:
-        text = conf_with(fh.read(), f"client.{cluster.client}", options)
-    argv = fio_args(spec.pool, spec.image, client=cluster.client, io_type=case.io_type,
-                    io_size=case.io_size, queue_depth=case.queue_depth,
-                    image_size=image_size, total=case.total, seconds=case.seconds,
-                    rw_mix_read=case.rw_mix_read)
-    expected = _expected_seconds(case)
-    with tempfile.TemporaryDirectory(prefix="rbdnb-fio-") as tmp:
-        conf = os.path.join(tmp, "ceph.conf")
-        with open(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
-            fh.write(text)
-        env = {**os.environ, "CEPH_CONF": conf}
-        env.pop("CEPH_ARGS", None)
-        out = _run_tool(argv, seconds_hint=expected,
-                        timeout=_tool_timeout(cluster, case, expected), env=env,
-                        stop_after=None, progress=progress)
-    return parse_fio(out)
-
-
-def _cases(engines, io_types, io_sizes, queue_depths, total, seconds,
-           rw_mix_read) -> list[_Case]:
-    """Every combination, checked, engines innermost."""
-    lists = {"engines": engines, "io_types": io_types, "io_sizes": io_sizes,
-             "queue_depths": queue_depths}
-    for name, values in lists.items():
-        if isinstance(values, (str, int)) or not list(values):
-            raise InvalidArgument(f"{name} {values!r} is not valid: expected a non-empty list")
-    return [_case(e, t, s, q, total, seconds, rw_mix_read)
-            for t in io_types for s in io_sizes for q in queue_depths for e in engines]
-
-
 def validate(engines=("native",), io_types=("randwrite",), io_sizes=("4K",),
              queue_depths=(16,), *, total=None, seconds=None, rw_mix_read: int = 50) -> int:
     """Check a matrix's parameters without a cluster; return the number of runs."""
-    return len(_cases(engines, io_types, io_sizes, queue_depths, total, seconds, rw_mix_read))
+    return len(all_cases(engines, io_types, io_sizes, queue_depths, total, seconds, rw_mix_read))
 
 
 def ratios(df, baseline: str = "rbd", metric: str = "iops"):
@@ -473,7 +252,7 @@ def matrix(cluster: Cluster, spec: str | ImageSpec, engines=("native",),
     """
     import pandas as pd
     spec = parse_spec(spec)
-    cases = _cases(engines, io_types, io_sizes, queue_depths, total, seconds, rw_mix_read)
+    cases = all_cases(engines, io_types, io_sizes, queue_depths, total, seconds, rw_mix_read)
     check_int(repeat, "repeat", 1, 100)
     cases = [c for _ in range(repeat) for c in cases]
     if dry_run and image_size is not None:
@@ -486,7 +265,7 @@ def matrix(cluster: Cluster, spec: str | ImageSpec, engines=("native",),
         plan = Plan(f"benchmark {spec}: {len(cases)} runs")
         _plan_prefill(plan, cluster, spec, cases)
         for case in cases:
-            _plan_case(plan, cluster, spec, case, image_size)
+            REGISTRY[case.engine].plan(plan, cluster, spec, case, image_size)
         return plan
     if any(c.io_type not in ("read", "randread") for c in cases):
         cluster.check_writable(spec.pool)
@@ -540,5 +319,5 @@ def _kind(path: str) -> str:
 
 from .plot import plot  # noqa: E402
 
-__all__ = ["ENGINES", "IO_TYPES", "BenchResult", "run", "matrix", "validate", "ratios",
+__all__ = ["ENGINES", "IO_TYPES", "MAX_QUEUE_DEPTH", "MAX_SECONDS", "BenchResult", "run", "matrix", "validate", "ratios",
            "prefill", "is_prefilled", "plot", "save", "load"]

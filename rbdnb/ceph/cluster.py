@@ -230,6 +230,8 @@ class Cluster:
 
 
 def full_pool_error(pool: str, why: list[str]) -> ClusterFull:
+    """The ClusterFull error for pool ``pool`` flagged ``why`` (full, full_quota), naming the way
+    out."""
     if why == ["full_quota"]:
         return ClusterFull(f"pool {pool} is at its quota (full_quota): writes are refused: "
                            f"raise the quota (ceph osd pool set-quota {pool} ...) or {{fix}}",

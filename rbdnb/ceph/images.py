@@ -28,10 +28,13 @@ MAX_IMAGE_SIZE = 2**63 - 1
 
 
 def feature_names(mask: int) -> list[str]:
+    """``rbd info``'s names of the image features in ``mask``."""
     return [name for name, bit in FEATURES.items() if mask & bit]
 
 
 def feature_mask(names: list[str] | str) -> int:
+    """The feature bits of ``names`` (a list or ``a,b``); InvalidArgument for one that cannot be
+    set."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     mask = 0
@@ -77,6 +80,7 @@ def open_image(cluster: Cluster, spec: ImageSpec, *, read_only: bool = False):
 
 
 def image_exists(cluster: Cluster, spec: ImageSpec) -> bool:
+    """Whether ``spec`` is listed in its pool (``rbd ls``)."""
     import rbd
     with cluster.ioctx(spec.pool, spec.namespace) as ioctx:
         with translated(f"pool {spec.pool}"):
@@ -347,6 +351,7 @@ def check_removable(cluster: Cluster, spec: ImageSpec, *, purge_snapshots: bool)
     return snaps
 
 def children_of(image, snap: str) -> list[str]:
+    """``rbd children``: the clones of snapshot ``snap`` of an open image, as ``pool[/ns]/image``."""
     import rbd
     try:
         image.set_snap(snap)

@@ -37,6 +37,7 @@ def default_wait() -> float:
 
 
 def lock_dir():
+    """The directory of rbdnb's local locks (0700, under the runtime dir), made if missing."""
     paths.ensure_runtime_dir()
     return paths.ensure_dir(paths.runtime_dir() / "locks", paths.PRIVATE_DIR_MODE)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from typing import Callable
 
@@ -54,6 +53,7 @@ def rbd_filename(spec: str | ImageSpec, cluster=None, *, conffile: str | None = 
 
 
 def is_rbd(target: str) -> bool:
+    """Whether a qemu-img target names an RBD image (``rbd:pool/image``)."""
     return isinstance(target, str) and target.startswith("rbd:")
 
 
@@ -149,46 +149,29 @@ def run_with_progress(argv: list[str], *, what: str, total: int,
 
     Raises :class:`Timeout` if the percentage does not move for ``stall_timeout`` s.
     """
-    argv = [_proc.which(argv[0]), *argv[1:]]
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
-    os.set_blocking(proc.stdout.fileno(), False)
-    last_move = time.monotonic()
-    last_pct = -1.0
-    buf = b""
+    seen = {"pct": -1.0, "moved": 0.0, "tail": b""}
+
+    def tick(w: _proc.Watched) -> None:
+        seen["tail"] = (seen["tail"] + w.fresh)[-4096:]
+        found = _PROGRESS.findall(seen["tail"])
+        if found and float(found[-1]) != seen["pct"]:
+            seen["pct"], seen["moved"] = float(found[-1]), w.elapsed
+            if progress:
+                progress(int(total * seen["pct"] / 100), total)
+        if w.proc.poll() is None and w.elapsed - seen["moved"] > stall_timeout:
+            raise Timeout(f"{what} made no progress for {stall_timeout:g} s")
+
     try:
-        while True:
-            chunk = proc.stdout.read() or b""
-            buf = (buf + chunk)[-4096:]
-            found = _PROGRESS.findall(buf)
-            if found:
-                pct = float(found[-1])
-                if pct != last_pct:
-                    last_pct, last_move = pct, time.monotonic()
-                    if progress:
-                        progress(int(total * pct / 100), total)
-            if proc.poll() is not None:
-                break
-            if time.monotonic() - last_move > stall_timeout:
-                proc.kill()
-                proc.wait()
-                raise Timeout(f"{what} made no progress for {stall_timeout:g} s")
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = _proc.ANSI.sub("", proc.stderr.read().decode(errors="replace"))
-    if proc.returncode != 0:
-        line = _proc.failure_line(stderr, proc.returncode)
+        _proc.watch(argv, tick, what=what)
+    except CommandFailed as exc:
+        line = _proc.failure_line(exc.stderr, exc.returncode or 1)
         if "timed out" in line.lower():  # the client timeouts passed in the rbd: name
-            raise Timeout(f"{what}: the cluster did not answer in time ({line})")
+            raise Timeout(f"{what}: the cluster did not answer in time ({line})") from None
         if "no space left" in line.lower():
             from ..errors import ClusterFull
-            raise ClusterFull(f"{what}: the cluster or pool is full ({line})")
-        raise CommandFailed(f"{what} failed: {line}", argv=argv, returncode=proc.returncode,
-                            stderr=stderr)
+            raise ClusterFull(f"{what}: the cluster or pool is full ({line})") from None
+        raise
     if progress:
         progress(total, total)
     return time.monotonic() - t0

@@ -333,6 +333,7 @@ def checksum_file(path: str | os.PathLike) -> str:
 
 @dataclass
 class Verification:
+    """What :func:`verify_image` compared: the source file's and the image's SHA-256."""
     source: str
     image: str
     source_sha256: str

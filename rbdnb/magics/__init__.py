@@ -196,6 +196,7 @@ def install_output_guard(shell) -> None:
 
 
 def load_ipython_extension(shell) -> None:
+    """``%load_ext rbdnb``: register the magics and install the output guard."""
     magics = RbdnbMagics(shell=shell)
     shell.register_magics(magics)
     # IPython reads `%qemu-img` up to the space: register the tool's own name too.

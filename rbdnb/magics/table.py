@@ -25,7 +25,7 @@ class Parser(argparse.ArgumentParser):
 
 
 class HelpShown(Exception):
-    pass
+    """A command's --help was shown: nothing more to do."""
 
 
 # A handler gets the magics object (its cluster, libvirt connection, progress) and the parsed
@@ -84,12 +84,15 @@ FLAGS = {"confirm": "--yes", "allow_shrink": "--allow-shrink", "exist_ok": "--ex
 
 
 def magic_words(keyword: str, value) -> str | None:
+    """How a fix the core names (``confirm``, ``free_space``, ...) reads in a magic: the flag to
+    type."""
     if keyword == "free_space":
         return f"free space with %rbd free-space {value or 'POOL'}/IMAGE ... --yes"
     return f"add {FLAGS[keyword]}" if keyword in FLAGS else None
 
 
 def size_in(default_unit: str):
+    """A size parser for argparse: a bare number is in ``default_unit`` (as the tool reads it)."""
     def parse(text: str) -> int:
         return parse_size(text, default_unit=default_unit)
     return parse
@@ -98,20 +101,24 @@ def size_in(default_unit: str):
 
 
 def progress_for(m, a, description: str, total: int):
+    """A progress bar for a command that acts, None for a dry run."""
     return None if m.dry(a) else m.progress(description, total)
 
 
 def series(data: dict, name: str):
+    """A dict's scalar values as a one-column DataFrame."""
     import pandas as pd
     flat = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
     return pd.Series(flat, name=name).to_frame()
 
 
 class XML(str):
+    """XML text that a notebook shows as a highlighted code block."""
     def _repr_markdown_(self):
         return f"```xml\n{self}\n```"
 
 
 def frame(rows, columns):
+    """Rows as a DataFrame with these columns (also when there are none)."""
     import pandas as pd
     return pd.DataFrame(rows, columns=columns)

@@ -30,6 +30,7 @@ OK, BAD_PARAMETERS, UNREACHABLE, STEP_FAILED = 0, 2, 3, 4
 
 @dataclass
 class RunOutcome:
+    """How an unattended run of a runbook ended: status, message, exit code, summary, files."""
     notebook: str
     output: str
     html: str | None
@@ -117,15 +118,57 @@ def runbook_parameters(path: str | os.PathLike) -> dict:
     return out
 
 
-_SAFE_BUILTINS = {"dict": dict, "list": list, "tuple": tuple, "str": str, "int": int}
+_SAFE_CALLS = {"dict": dict, "list": list, "tuple": tuple, "str": str, "int": int}
+
+
+def _value(node: ast.AST, scope: dict):
+    """The value of a runbook's argument expression, computed from the parameters alone.
+
+    Not ``eval``: only what runbooks write in their ``begin(...)`` call is understood --
+    constants, names of parameters, lists, tuples, dicts, f-strings (with format specs), one
+    simple comprehension, and dict/list/tuple/str/int of those. Anything else raises
+    ValueError, and the run is not checked ahead (the runbook's own first cell checks it).
+    """
+    def value(n):
+        if isinstance(n, ast.Constant):
+            return n.value
+        if isinstance(n, ast.Name):
+            if n.id not in scope:
+                raise ValueError(f"{n.id} is not a parameter")
+            return scope[n.id]
+        if isinstance(n, (ast.List, ast.Tuple)):
+            items = [value(e) for e in n.elts]
+            return items if isinstance(n, ast.List) else tuple(items)
+        if isinstance(n, ast.Dict) and None not in n.keys:
+            return {value(k): value(v) for k, v in zip(n.keys, n.values)}
+        if isinstance(n, ast.JoinedStr):
+            return "".join(value(part) for part in n.values)
+        if isinstance(n, ast.FormattedValue):
+            v = value(n.value)
+            v = {-1: v, 115: str(v), 114: repr(v), 97: ascii(v)}[n.conversion]
+            return format(v, value(n.format_spec) if n.format_spec else "")
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and \
+                n.func.id in _SAFE_CALLS and n.func.id not in scope:
+            kwargs = {kw.arg: value(kw.value) for kw in n.keywords if kw.arg}
+            return _SAFE_CALLS[n.func.id](*[value(a) for a in n.args], **kwargs)
+        if isinstance(n, ast.ListComp) and len(n.generators) == 1:
+            gen = n.generators[0]
+            if isinstance(gen.target, ast.Name) and not gen.ifs and not gen.is_async:
+                out = []
+                for item in value(gen.iter):
+                    inner = {**scope, gen.target.id: item}
+                    out.append(_value(n.elt, inner))
+                return out
+        raise ValueError(f"{type(n).__name__} is not understood here")
+    return value(node)
 
 
 def _begin_checks(path: str | os.PathLike, values: dict) -> dict | None:
     """The arguments the runbook's own ``begin(...)`` call would check, for these values.
 
-    The first code cell that calls ``begin`` is read (not run): its simple assignments,
-    then the keyword arguments of ``begin``, are evaluated with the parameters as the only
-    names. None if the runbook has no such call or an argument needs more than that.
+    The first code cell that calls ``begin`` is read (never run): its simple assignments,
+    then the keyword arguments of ``begin``, are computed from the parameters alone
+    (:func:`_value`). None if the runbook has no such call or an argument needs more.
     """
     nb = json.loads(Path(path).read_text())
     for cell in nb.get("cells", []):
@@ -139,20 +182,21 @@ def _begin_checks(path: str | os.PathLike, values: dict) -> dict | None:
                  and isinstance(n.func, ast.Name) and n.func.id == "begin"]
         if not calls:
             continue
-        # The names are globals, so that comprehensions see them too.
-        scope = {**values, "__builtins__": _SAFE_BUILTINS}
-
-        def value(node):
-            return eval(compile(ast.Expression(node), str(path), "eval"), scope)
-
+        scope = dict(values)
         try:
             for stmt in tree.body:
                 if calls[0] in ast.walk(stmt):
                     break
                 if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name)
                                                         for t in stmt.targets):
-                    scope.update({t.id: value(stmt.value) for t in stmt.targets})
-            return {kw.arg: value(kw.value) for kw in calls[0].keywords if kw.arg}
+                    computed = _value(stmt.value, scope)
+                    scope.update({t.id: computed for t in stmt.targets})
+            return {kw.arg: _value(kw.value, scope) for kw in calls[0].keywords if kw.arg}
+        except ValueError as exc:
+            if "is not understood here" in str(exc):
+                return None  # the runbook's first cell checks it when it runs
+            raise InvalidArgument(f"bad parameter: the values given do not fit together "
+                                  f"({type(exc).__name__}: {exc})") from None
         except Exception as exc:
             # The runbook's first cell would fail the same way on these values.
             raise InvalidArgument(f"bad parameter: the values given do not fit together "
@@ -261,6 +305,7 @@ def redact_notebook(path: str | os.PathLike) -> None:
 
 
 def render_html(notebook: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Render an executed notebook as a standalone HTML page (JupyterLab's look)."""
     import nbformat
     from nbconvert import HTMLExporter
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(
@@ -269,6 +314,7 @@ def render_html(notebook: str | os.PathLike, out: str | os.PathLike) -> None:
 
 
 def read_summary(notebook: str | os.PathLike) -> dict:
+    """The summary a runbook's last cell records (steps, changed, failed), or {} if none."""
     nb = json.loads(Path(notebook).read_text())
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):
@@ -294,6 +340,8 @@ def _usage_error(notebook: str) -> str | None:
 def run_runbook(notebook: str | os.PathLike, parameters: dict | None = None, *,
                 output: str | os.PathLike | None = None, html_out: str | os.PathLike | None = None,
                 kernel: str = KERNEL, cwd: str | None = None) -> RunOutcome:
+    """Run a runbook with papermill (``rbdnb run``); never raises for a failed run: the outcome
+    says what happened."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
     notebook = str(notebook)

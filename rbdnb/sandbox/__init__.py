@@ -469,28 +469,31 @@ class Sandbox:
     LAGGY_GRACE = 30.0
 
     def _wait_healthy(self, deadline: float, healed: list | None = None) -> Health:
-        """Wait until healthy; with ``healed`` (a list), re-peer PGs stuck laggy and append
-        what was done to it."""
-        health = Health()
-        laggy_since = None
+        """Wait until healthy; with ``healed`` (a list), re-peer PGs stuck laggy (once) and
+        append what was done to it."""
+        seen = {"health": Health(), "laggy_since": None, "re_peered": False}
         with self._client(timeout=max(1, deadline - time.monotonic())) as cluster:
-            while True:
-                health = read_health(cluster)
+            def healthy() -> bool:
+                health = seen["health"] = read_health(cluster)
                 if health.ok:
-                    return health
+                    return True
                 now = time.monotonic()
                 if health.pgs_laggy and healed is not None:
-                    laggy_since = laggy_since or now
-                    if now - laggy_since > self.LAGGY_GRACE and not healed:
+                    seen["laggy_since"] = seen["laggy_since"] or now
+                    lasted = now - seen["laggy_since"]
+                    if lasted > self.LAGGY_GRACE and not seen["re_peered"]:
                         cluster.mon_command({"prefix": "osd down", "ids": ["0"]}, "osd.0")
+                        seen["re_peered"] = True
                         healed.append(f"osd.0 re-peered ({health.pgs_laggy} PG(s) had been "
-                                      f"laggy for {now - laggy_since:.0f} s)")
+                                      f"laggy for {lasted:.0f} s)")
                 else:
-                    laggy_since = None
-                if now > deadline:
-                    raise Timeout(f"sandbox in {self.dir} not healthy after {self.timeout:g} s: "
-                                  f"{health.describe()}")
-                time.sleep(0.2)
+                    seen["laggy_since"] = None
+                return False
+
+            if not wait_until(healthy, max(0.0, deadline - time.monotonic()), interval=0.2):
+                raise Timeout(f"sandbox in {self.dir} not healthy after {self.timeout:g} s: "
+                              f"{seen['health'].describe()}")
+        return seen["health"]
 
     # -- status ----------------------------------------------------------------------------
     STATUS_HEALTH_TIMEOUT = 5.0

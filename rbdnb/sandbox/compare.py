@@ -34,6 +34,7 @@ MiB = 1024**2
 
 @dataclass
 class Row:
+    """One comparison: rbdnb's figure, the native tool's in the same run, their ratio and the goal."""
     case: str
     rbdnb: str
     native: str
@@ -90,6 +91,7 @@ def bench_engines(cluster, pool: str, repeat: int, quick: bool) -> list[Row]:
 
 
 def bench_list(cluster, pool: str, calls: int) -> Row:
+    """Listing a pool of 20 images: ``image_names`` against ``rbd ls``."""
     import rbdnb
     for i in range(20):
         rbdnb.create_image(cluster, f"{pool}/list-{i:02d}", "1G", exist_ok=True)
@@ -100,6 +102,8 @@ def bench_list(cluster, pool: str, calls: int) -> Row:
 
 
 def bench_clones(cluster, pool: str, count: int, repeat: int) -> Row:
+    """Cloning many VM disks from a golden snapshot: ``clone_many`` against ``rbd clone`` in a
+    loop."""
     import rbdnb
     rbdnb.create_image(cluster, f"{pool}/golden", "10G", exist_ok=True)
     rbdnb.create_snapshot(cluster, f"{pool}/golden@base", exist_ok=True)
@@ -127,6 +131,7 @@ def _make_sparse_raw(path: Path, size: int, data: int) -> None:
 
 
 def bench_import(cluster, pool: str, repeat: int, tmp: Path) -> Row:
+    """Importing a raw image: ``import_image`` against ``qemu-img convert`` and ``rbd import``."""
     import rbdnb
     from ..base import proc as _proc
     from ..ceph import qemu
@@ -181,6 +186,7 @@ def compare(conf: str | None = None, *, repeat: int = 3, clones: int = 100,
 
 
 def format_table(df) -> str:
+    """The comparison as a fixed-width text table."""
     lines = [f"{'case':<40} {'rbdnb':>13}  {'native (same run)':<44} {'ratio':>7}  goal"]
     for _, r in df.iterrows():
         ratio = f"{r['ratio']:.0%}" if r["ratio"] < 2 and "%" in r["goal"] else \

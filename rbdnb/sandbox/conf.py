@@ -205,6 +205,7 @@ def write_private(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def locked(path: Path):
+    """Hold an exclusive flock on ``path`` for the body (made 0600 if missing)."""
     paths.ensure_dir(path.parent, paths.PRIVATE_DIR_MODE, own=False)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

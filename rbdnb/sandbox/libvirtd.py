@@ -32,6 +32,7 @@ def libvirt_reachable(uri: str, timeout: float = 5.0) -> bool:
 
 
 def read_record() -> dict:
+    """The machine-wide record of the libvirt daemons rbdnb started and the sandboxes using them."""
     try:
         record = json.loads((paths.runtime_dir() / LIBVIRT_RECORD).read_text())
     except (FileNotFoundError, ValueError):
@@ -43,6 +44,7 @@ def read_record() -> dict:
 
 
 def write_record(record: dict) -> None:
+    """Write the libvirt daemon record atomically (0600)."""
     runtime = paths.ensure_runtime_dir()
     tmp = runtime / (LIBVIRT_RECORD + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
@@ -84,6 +86,7 @@ def use_libvirt(sandbox_dir: Path, uri: str) -> str:
 def start_libvirt_daemon(name: str, sock: str, pidfile: str, logs: str) -> _proc.ProcessRef:
     # Started without --timeout: a session daemon would otherwise exit when idle, and the
     # client library would start another one on the next connection.
+    """Start libvirtd or virtlogd in the background and wait until it serves its socket."""
     _proc.run([name, "-d"], timeout=30, what=f"starting {name}")
     # libvirtd autostarts its storage pools before it serves: one whose cluster is gone
     # can hold it up for a while.
@@ -97,6 +100,7 @@ def start_libvirt_daemon(name: str, sock: str, pidfile: str, logs: str) -> _proc
 
 
 def sandbox_alive(directory: str) -> bool:
+    """Whether the sandbox in ``directory`` still runs (its recorded daemons are alive)."""
     try:
         state = json.loads((Path(directory) / "sandbox.json").read_text())
     except (OSError, ValueError):

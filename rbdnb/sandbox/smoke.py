@@ -15,6 +15,7 @@ IMAGE = "rbdnb-smoke"
 
 
 def run_smoke(cluster: Cluster, *, dry_run: bool = False) -> str:
+    """Create a pool, an image, a snapshot and a clone, check them, and remove them again."""
     if dry_run:
         return "\n".join(str(plan) for plan in (
             create_pool(cluster, POOL, exist_ok=True, dry_run=True),

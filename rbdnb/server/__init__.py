@@ -28,6 +28,7 @@ from .status import StatusCache
 
 
 class RbdnbServer(ExtensionApp):
+    """The Jupyter server extension: runbooks, runs and the cluster status for the lab extension."""
     name = "rbdnb"
 
     conf = Unicode("", config=True,

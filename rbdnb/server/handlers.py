@@ -89,6 +89,8 @@ class _Handler(APIHandler):
 
 
 class StatusHandler(_Handler):
+    """GET the cluster and libvirt status (cached for ``status_ttl`` s, never a 500)."""
+
     @web.authenticated
     @authorized
     async def get(self):
@@ -96,6 +98,8 @@ class StatusHandler(_Handler):
 
 
 class RunbooksHandler(_Handler):
+    """GET the runbooks with their parameters."""
+
     @web.authenticated
     @authorized
     async def get(self):
@@ -103,6 +107,8 @@ class RunbooksHandler(_Handler):
 
 
 class RunsHandler(_Handler):
+    """GET the runs; POST starts one (parameters checked before anything runs)."""
+
     @web.authenticated
     @authorized
     async def get(self):
@@ -115,6 +121,8 @@ class RunsHandler(_Handler):
 
 
 class RunHandler(_Handler):
+    """GET one run's state and progress."""
+
     @web.authenticated
     @authorized
     async def get(self, run_id):
@@ -122,6 +130,8 @@ class RunHandler(_Handler):
 
 
 class CopiesHandler(_Handler):
+    """POST a private copy of a runbook into the user's directory, to edit."""
+
     @web.authenticated
     @authorized
     async def post(self):

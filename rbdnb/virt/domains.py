@@ -19,6 +19,8 @@ from .pools import rbd_pool_auth
 
 def auth_for(conn, spec: ImageSpec, auth: RbdAuth | None,
               cluster: Cluster | None = None) -> RbdAuth:
+    """The RBD auth for a disk of ``spec``: ``auth`` if given, else that of the libvirt rbd pool on
+    its Ceph pool, else from ``cluster``."""
     if auth is not None:
         return auth
     found = rbd_pool_auth(conn, spec.pool, cluster)

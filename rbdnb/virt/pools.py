@@ -15,6 +15,12 @@ from .xml import RbdAuth, pick_monitor_hosts, pool_source, rbd_pool_xml
 from .connection import find, translated
 
 
+def find_pool(conn, name: str):
+    """The libvirt storage pool ``name``, or None if libvirt has none of that name."""
+    import libvirt
+    return find(conn.storagePoolLookupByName, name, missing=libvirt.VIR_ERR_NO_STORAGE_POOL)
+
+
 def monitor_hosts(cluster: Cluster) -> list[tuple[str, int]]:
     """Monitors as (host, port) pairs that mean the same when written bare as ``host:port``.
 
@@ -26,6 +32,8 @@ def monitor_hosts(cluster: Cluster) -> list[tuple[str, int]]:
 
 
 def rbd_auth(cluster: Cluster, client: str, secret_uuid: str) -> RbdAuth:
+    """RBD auth for XML: this cluster's monitors, client ``client``, libvirt secret
+    ``secret_uuid``."""
     return RbdAuth(monitor_hosts(cluster), client, secret_uuid)
 
 
@@ -33,7 +41,6 @@ def ensure_rbd_pool(conn, name: str, ceph_pool: str, cluster: Cluster, client: s
                     secret_uuid: str, *, autostart: bool = True,
                     dry_run: bool = False) -> Result | Plan:
     """Define, start and autostart a libvirt ``rbd`` pool for ``ceph_pool``."""
-    import libvirt
     check_name(name, "libvirt pool")
     check_name(ceph_pool, "pool")
     auth = rbd_auth(cluster, client, secret_uuid)
@@ -48,8 +55,7 @@ def ensure_rbd_pool(conn, name: str, ceph_pool: str, cluster: Cluster, client: s
         return plan
     changed = []
     with translated(f"libvirt pool {name}"):
-        pool = find(conn.storagePoolLookupByName, name,
-                     missing=libvirt.VIR_ERR_NO_STORAGE_POOL)
+        pool = find_pool(conn, name)
         if pool is None:
             pool = conn.storagePoolDefineXML(xml, 0)
             changed.append("defined")
@@ -94,15 +100,13 @@ def rbd_pool_auth(conn, ceph_pool: str, cluster: Cluster | None = None) -> RbdAu
 
 def delete_rbd_pool(conn, name: str, *, dry_run: bool = False) -> Result | Plan:
     """Stop and undefine a libvirt pool (the Ceph pool and its images stay)."""
-    import libvirt
     check_name(name, "libvirt pool")
     plan = Plan(f"remove libvirt pool {name}").add("virsh", "pool-destroy", name)
     plan.add("virsh", "pool-undefine", name)
     if dry_run:
         return plan
     with translated(f"libvirt pool {name}"):
-        pool = find(conn.storagePoolLookupByName, name,
-                     missing=libvirt.VIR_ERR_NO_STORAGE_POOL)
+        pool = find_pool(conn, name)
         if pool is None:
             return Result(plan.action, False, "unchanged: no such pool", plan)
         if pool.isActive():

@@ -120,6 +120,7 @@ def ensure_secret(conn, cluster: Cluster, client: str = "libvirt",
 
 
 def list_secrets(conn):
+    """libvirt's secrets as a DataFrame (UUID, usage, private); never their values."""
     import pandas as pd
     rows = []
     with translated("secrets"):

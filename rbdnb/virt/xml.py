@@ -39,6 +39,7 @@ def check_xml_value(value: object, what: str) -> str:
 
 
 def check_path(path: object, what: str) -> str:
+    """An absolute path that may go into XML."""
     path = check_xml_value(os.fspath(path) if isinstance(path, os.PathLike) else path, what)
     if not os.path.isabs(path):
         raise InvalidArgument(f"{what} {path!r} is not valid: expected an absolute path")
@@ -51,18 +52,21 @@ def is_target(value: object) -> bool:
 
 
 def check_target(target: object) -> str:
+    """A disk target (vda, vdb, sdb, ...)."""
     if not isinstance(target, str) or not _TARGET_RE.fullmatch(target):
         raise InvalidArgument(f"disk target {target!r} is not valid: expected e.g. vda, vdb, sdb")
     return target
 
 
 def check_uuid(value: object) -> str:
+    """A UUID in libvirt's form (8-4-4-4-12 lower-case hex)."""
     if not isinstance(value, str) or not _UUID_RE.fullmatch(value):
         raise InvalidArgument(f"UUID {value!r} is not valid: expected 8-4-4-4-12 lower-case hex")
     return value
 
 
 def check_domain_name(name: object) -> str:
+    """A domain name rbdnb accepts (letters, digits, ``.``, ``_``, ``-``)."""
     return check_name(name, "domain")
 
 
@@ -72,6 +76,7 @@ def secret_usage(client: str) -> str:
 
 
 def secret_xml(client: str, uuid: str | None = None) -> str:
+    """``virsh secret-define``'s XML for the ceph secret of ``client`` (private, not ephemeral)."""
     root = ET.Element("secret", ephemeral="no", private="yes")
     if uuid:
         ET.SubElement(root, "uuid").text = check_uuid(uuid)
@@ -118,6 +123,7 @@ def pick_monitor_hosts(dump: dict) -> list[tuple[str, int]]:
 
 
 def rbd_pool_xml(name: str, ceph_pool: str, auth: RbdAuth) -> str:
+    """``virsh pool-define``'s XML for an rbd storage pool on Ceph pool ``ceph_pool``."""
     root = ET.Element("pool", type="rbd")
     ET.SubElement(root, "name").text = check_name(name, "libvirt pool")
     source = ET.SubElement(root, "source")
@@ -130,6 +136,7 @@ def rbd_pool_xml(name: str, ceph_pool: str, auth: RbdAuth) -> str:
 
 
 def pool_source(xml: str) -> dict:
+    """What an rbd storage pool's XML names: type, Ceph pool, monitors, user, secret."""
     root = ET.fromstring(xml)
     src = root.find("source")
     auth = src.find("auth") if src is not None else None
@@ -157,6 +164,7 @@ def kvm_usable() -> bool:
 
 
 def rbd_disk(spec: ImageSpec, target: str, auth: RbdAuth, bus: str = "virtio") -> ET.Element:
+    """An RBD network ``<disk>`` element with monitors and cephx auth."""
     disk = ET.Element("disk", type="network", device="disk")
     ET.SubElement(disk, "driver", name="qemu", type="raw", cache="writeback")
     a = ET.SubElement(disk, "auth", username=auth.username)
@@ -169,6 +177,7 @@ def rbd_disk(spec: ImageSpec, target: str, auth: RbdAuth, bus: str = "virtio") -
 
 
 def targets(n: int) -> list[str]:
+    """The first ``n`` virtio disk targets: vda, vdb, ..."""
     return [f"vd{chr(ord('a') + i)}" for i in range(n)]
 
 
@@ -214,6 +223,7 @@ def domain_xml(name: str, disks: list[ET.Element], *, memory_mib: int = DEFAULT_
 
 
 def disks_of(xml: str) -> list[dict]:
+    """The disks of a domain's XML: target, type, source (``pool/image`` or file), bus."""
     out = []
     for disk in ET.fromstring(xml).findall("./devices/disk"):
         source = disk.find("source")

@@ -96,37 +96,47 @@ def running_under(directory: Path) -> list[int]:
 
 
 def settle(box: Sandbox, timeout: float = 300) -> list[str]:
-    """What an operator does after a fault: ``rbdnb sandbox up``, which waits until the
-    sandbox is healthy and brings back what is missing -- a thawed OSD that the monitor
-    marked down meanwhile rejoins and its PGs peer; PGs left laggy by the freeze (a
-    single-OSD PG can stay "waiting for readable" for good) are re-peered. Then every pool
-    must answer a read. Returns what ``up`` brought back."""
+    """What an operator does after a fault: ``rbdnb sandbox up`` -- which waits until the
+    sandbox is healthy and brings back what is missing (a thawed OSD that the monitor marked
+    down rejoins and its PGs peer; PGs left laggy by the freeze are re-peered) -- until every
+    pool answers a read. A PG can turn laggy only after `up` found the cluster healthy (ops
+    held during the freeze run into the expired lease): then `up` runs again and heals it.
+    Returns what ``up`` brought back."""
     deadline = time.monotonic() + timeout
     env = {**os.environ, **box.env()}
-    up = subprocess.run([sys.executable, "-m", "rbdnb", "sandbox", "up", "--dir", str(box.dir),
-                         "--json"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                        capture_output=True, text=True, timeout=timeout)
-    if up.returncode != 0:
-        detail = subprocess.run(["ceph", "health", "detail", "--connect-timeout", "10"],
-                                env=env, capture_output=True, text=True, timeout=60)
-        pytest.fail(f"sandbox up after the fault: {up.stderr.strip()[-500:]}; "
-                    f"{detail.stdout.strip()[-500:]}")
+    repaired: list[str] = []
+    while True:
+        up = subprocess.run([sys.executable, "-m", "rbdnb", "sandbox", "up", "--dir",
+                             str(box.dir), "--json"], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True,
+                            timeout=max(60, deadline - time.monotonic()))
+        if up.returncode != 0:
+            detail = subprocess.run(["ceph", "health", "detail", "--connect-timeout", "10"],
+                                    env=env, capture_output=True, text=True, timeout=60)
+            pytest.fail(f"sandbox up after the fault: {up.stderr.strip()[-500:]}; "
+                        f"{detail.stdout.strip()[-500:]}")
+        repaired += json.loads(up.stdout).get("restarted", [])
+        unreadable = _unreadable_pool(env)
+        if unreadable is None:
+            return repaired
+        if time.monotonic() > deadline:
+            pytest.fail(f"pool {unreadable[0]} not readable {timeout:g} s after the fault: "
+                        f"{unreadable[1]}")
+        time.sleep(5)
+
+
+def _unreadable_pool(env) -> tuple[str, str] | None:
+    """(pool, error) of the first pool that does not answer a listing, or None."""
     pools = subprocess.run(["ceph", "osd", "pool", "ls", "--connect-timeout", "10"], env=env,
                            capture_output=True, text=True, timeout=60).stdout.split()
     for pool in pools:
-        while True:
-            for argv in (["rados", "-p", pool, "ls"], ["rbd", "ls", pool]):
-                probe = subprocess.run(argv + ["--rados-osd-op-timeout", "10"], env=env,
-                                       capture_output=True, text=True, timeout=60)
-                if probe.returncode != 0:
-                    break
-            else:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"pool {pool} not readable {timeout:g} s after the fault: "
-                            f"{probe.stderr.strip()[-300:]}")
-            time.sleep(2)
-    return json.loads(up.stdout).get("restarted", [])
+        for argv in (["rados", "-p", pool, "ls"], ["rbd", "ls", pool]):
+            probe = subprocess.run(argv + ["--rados-osd-op-timeout", "10"], env=env,
+                                   capture_output=True, text=True, timeout=60)
+            if probe.returncode != 0:
+                return pool, probe.stderr.strip()[-300:]
+    return None
 
 
 def daemon_pids(box: Sandbox) -> dict[str, int]:

@@ -68,3 +68,38 @@ def test_process_ref_of_a_gone_pid_is_none():
 def test_process_ref_json_round_trip():
     ref = _proc.ProcessRef("ceph-mon", 42, 1234)
     assert _proc.ProcessRef.from_json(ref.to_json()) == ref
+
+
+def test_watch_streams_output_and_stops_the_program_when_a_tick_raises():
+    import time as _time
+    from rbdnb.base.proc import watch
+    from rbdnb.errors import CommandFailed, Timeout
+    seen = []
+    out, err = watch(["sh", "-c", "echo 10%; sleep 0.3; echo 50%; echo done >&2"],
+                     lambda w: seen.append(w.fresh))
+    assert out == "10%\n50%\n" and err == "done\n"
+    assert b"10%\n" in seen and len([c for c in seen if c]) >= 2  # arrived in two parts
+    t0 = _time.monotonic()
+
+    def stall(w):
+        if w.elapsed > 0.3:
+            raise Timeout("made no progress")
+    with pytest.raises(Timeout):
+        watch(["sleep", "30"], stall)
+    assert _time.monotonic() - t0 < 10  # killed, not waited for
+    with pytest.raises(CommandFailed, match="false failed: exit status 1"):
+        watch(["false"], lambda w: None)
+
+
+def test_watch_lets_a_tick_signal_the_program():
+    import signal as _signal
+    from rbdnb.base.proc import watch
+    sent = []
+
+    def interrupt(w):
+        if w.elapsed > 0.2 and not sent and w.proc.poll() is None:
+            w.proc.send_signal(_signal.SIGINT)
+            sent.append(True)
+    out, _ = watch(["sh", "-c", "trap 'echo stopped; exit 0' INT; while :; do sleep 0.05; done"],
+                   interrupt)
+    assert sent and out == "stopped\n"

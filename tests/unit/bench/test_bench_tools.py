@@ -15,7 +15,7 @@ from rbdnb.bench.tools import (conf_with, fio_args, parse_fio, parse_rbd_bench, 
                                rbd_bench_args)
 from rbdnb.errors import CommandFailed, InvalidArgument  # noqa: E402
 
-DATA = Path(__file__).parent / "data" / "bench"
+DATA = Path(__file__).parents[1] / "data" / "bench"
 
 
 def recorded(name):

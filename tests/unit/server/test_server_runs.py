@@ -9,7 +9,7 @@ from rbdnb import labext
 from rbdnb.errors import InvalidArgument, MissingTool, NotFound
 from rbdnb.server.runs import Runbooks, RunStore, _progress
 
-RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
+RUNBOOKS = Path(__file__).resolve().parents[3] / "runbooks"
 
 
 @pytest.fixture
@@ -173,3 +173,25 @@ def test_a_slow_cluster_never_holds_the_event_loop(monkeypatch):
     assert first["health"] == "UNREACHABLE" and first["stale"] and "0.5 s" in first["message"]
     assert ticks > 20  # the loop kept running while the status waited
     assert second["health"] == "HEALTH_OK" and second["cached"] and len(calls) == 1
+
+
+def test_begin_arguments_are_computed_without_eval():
+    import ast
+    from rbdnb.runbooks.run import _value
+    scope = {"pool": "p", "vm_prefix": "vm-", "vm_count": 7, "pools": ["a", "b"],
+             "engines": ["native"]}
+
+    def value(text):
+        return _value(ast.parse(text, mode="eval").body, scope)
+    assert value("[('pool', pool)]") == [("pool", "p")]
+    assert value("[('vm_prefix', f'{pool}/{vm_prefix}{vm_count:03d}')]") == \
+        [("vm_prefix", "p/vm-007")]
+    assert value("[('pools', x) for x in pools]") == [("pools", "a"), ("pools", "b")]
+    assert value("dict(engines=engines, total='64M')") == {"engines": ["native"],
+                                                           "total": "64M"}
+    for hostile in ("__import__('os').system('true')", "pool.__class__", "open('/etc/passwd')",
+                    "[x for x in pools if x]", "(lambda: 1)()"):
+        with pytest.raises(ValueError):
+            value(hostile)
+    with pytest.raises(ValueError, match="nope is not a parameter"):
+        value("nope")
