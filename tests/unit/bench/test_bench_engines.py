@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 import rbdnb
+from tests.conftest import require_services
 from rbdnb import bench
 from rbdnb.bench.cases import ENGINES, make_case
 from rbdnb.bench.engines import REGISTRY
@@ -19,9 +20,9 @@ def test_the_registry_has_every_engine_by_name():
     assert REGISTRY["native"].client_for(big) == "librbd C API, no cache, zero-copy"
 
 
-@pytest.mark.skipif(not (shutil.which("rbd") and shutil.which("fio")),
-                    reason="the rbd and fio programs (scripts/setup.sh installs them)")
 def test_a_dry_run_matrix_plans_each_engine_and_changes_nothing(cluster, fake_ceph):
+    if not (shutil.which("rbd") and shutil.which("fio")):
+        require_services("the rbd and fio programs (scripts/setup.sh installs them)")
     rbdnb.create_pool(cluster, "p")
     rbdnb.create_image(cluster, "p/bench", "64M")
     plan = bench.matrix(cluster, "p/bench", engines=list(ENGINES), io_types=["randread"],
