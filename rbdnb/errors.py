@@ -240,9 +240,10 @@ class SandboxError(RbdnbError):
 class MissingTool(SandboxError):
     """A program rbdnb needs is not installed."""
 
-    def __init__(self, program: str, package: str):
-        super().__init__(f"{program} not found: install the Debian package {package} "
-                         f"(apt-get install {package})")
+    def __init__(self, program: str, package: str | None = None, *, how: str | None = None):
+        # A Debian package to install, or (for what a script of rbdnb's makes) how to make it.
+        fix = how or f"install the Debian package {package} (apt-get install {package})"
+        super().__init__(f"{program} not found: {fix}")
         self.program = program
         self.package = package
 

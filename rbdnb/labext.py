@@ -35,7 +35,7 @@ def install(prefix: str = sys.prefix, *, dry_run: bool = False) -> list[str]:
     (with ``dry_run``, what would change, changing nothing)."""
     if not (BUILT / "package.json").is_file():
         raise MissingTool("the built JupyterLab extension (rbdnb/labextension)",
-                          "run scripts/build-frontend.sh")
+                          how="build it with scripts/build-frontend.sh (scripts/setup.sh does)")
     link, config = _targets(prefix)
     changed = []
     text = json.dumps(SERVER_CONFIG, indent=2) + "\n"

@@ -103,7 +103,8 @@ def test_lab_install_links_the_build_and_enables_the_server(tmp_path, monkeypatc
     built = tmp_path / "labextension"
     monkeypatch.setattr(labext, "BUILT", built)
     prefix = tmp_path / "env"
-    with pytest.raises(MissingTool, match="build-frontend"):
+    with pytest.raises(MissingTool, match=r"extension \(rbdnb/labextension\) not found: build it "
+                                          r"with scripts/build-frontend.sh"):
         labext.install(str(prefix))
     built.mkdir()
     (built / "package.json").write_text("{}")
