@@ -150,7 +150,12 @@ class RbdnbMagics(Magics):
         if not argv or argv[0] in ("-h", "--help", "help"):
             print(table.usage())
             return None
-        (parser, handler), rest = table.find(argv)
+        given = {}
+        if table.extract is not None:
+            argv, given = table.extract(argv)
+        (parser, handler), rest, words = table.find(argv)
+        if table.normalise is not None:
+            rest = table.normalise(words, parser, rest, given)
         try:
             args = parser.parse_args(rest)
         except HelpShown:

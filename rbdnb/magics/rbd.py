@@ -220,3 +220,82 @@ p.add_argument("--io-pattern", default="seq", choices=("seq", "full-seq", "rand"
 p.add_argument("--rw-mix-read", type=int, default=50)
 p.add_argument("--seconds", type=float, help="run for this long instead of --io-total")
 p.add_argument("--engine", nargs="+", choices=("native", "rbd", "fio"))
+
+
+# -- rbd's own option forms ----------------------------------------------------------------------
+# `rbd -p POOL info IMAGE`, `rbd info --pool POOL --image IMAGE --snap SNAP`, `--snap=SNAP`,
+# `--namespace NS`: rbd reads an image name without a pool as one in --pool, or in pool "rbd".
+_SPEC_OPTIONS = {"-p": "pool", "--pool": "pool", "--image": "image", "--snap": "snap",
+                 "--namespace": "namespace"}
+DEFAULT_POOL = "rbd"
+
+
+def _extract(argv: list[str]) -> tuple[list[str], dict]:
+    rest, given = [], {}
+    tokens = iter(argv)
+    for token in tokens:
+        name, eq, value = token.partition("=")
+        if name in _SPEC_OPTIONS and token not in ("--", "-"):
+            if not eq:
+                value = next(tokens, None)
+                if value is None:
+                    raise UsageError(f"%rbd: {name} needs a value")
+            given[_SPEC_OPTIONS[name]] = value
+        else:
+            rest.append(token)
+    return rest, given
+
+
+def _is_spec(action) -> bool:
+    if action.metavar:
+        return "POOL/" in action.metavar
+    return action.dest in ("src", "dest")  # mv, cp
+
+
+def _normalise(words, parser, rest: list[str], given: dict) -> list[str]:
+    """Fold -p/--pool, --image, --snap and --namespace into the command's image spec(s), and
+    give a bare image name rbd's default pool, as rbd does."""
+    positionals = [a for a in parser._actions if not a.option_strings]
+    takes_value = {opt for a in parser._actions if a.option_strings and a.nargs != 0
+                   for opt in a.option_strings}
+    pool, ns = given.get("pool"), given.get("namespace")
+    if positionals and positionals[0].dest == "pool":  # `rbd ls -p POOL`
+        if pool and not [t for t in rest if not t.startswith("-")]:
+            rest = [pool, *rest]
+        return rest
+
+    def spec(text: str) -> str:
+        if "/" in text or text.startswith(("rbd:", "/")):
+            return text
+        return f"{pool or DEFAULT_POOL}/{ns + '/' if ns else ''}{text}"
+
+    out, index, skip, seen_spec = [], 0, False, False
+    for token in rest:
+        if skip:
+            out.append(token)
+            skip = False
+            continue
+        if token.startswith("-") and token != "-":
+            out.append(token)
+            skip = token in takes_value and "=" not in token
+            continue
+        action = positionals[index] if index < len(positionals) else None
+        index += 1
+        if action is not None and _is_spec(action):
+            token = spec(token)
+            if given.get("snap") and not seen_spec and "@" not in token:
+                token = f"{token}@{given['snap']}"
+            seen_spec = True
+        out.append(token)
+    if not seen_spec and given.get("image") and positionals and _is_spec(positionals[0]):
+        image = spec(given["image"]) + (f"@{given['snap']}" if given.get("snap") else "")
+        out = [image, *out]
+    return out
+
+
+RBD.extract = _extract
+RBD.normalise = _normalise
+# rbd's other names for the same commands.
+RBD.aliases.update({("list",): ("ls",), ("remove",): ("rm",), ("rename",): ("mv",),
+                    ("copy",): ("cp",), ("snap", "list"): ("snap", "ls"),
+                    ("disk-usage",): ("du",)})

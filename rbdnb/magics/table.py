@@ -5,6 +5,7 @@ helpers the tools' modules share."""
 from __future__ import annotations
 
 import argparse
+import difflib
 from typing import Callable
 
 from IPython.core.error import UsageError
@@ -47,9 +48,15 @@ class Table:
         self.commands: dict[tuple[str, ...], tuple[Parser, Handler]] = {}
         self.mutating: set[tuple[str, ...]] = set()
         self.examples: dict[tuple[str, ...], str] = {}
+        self.aliases: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # The tool's own option forms, made into what the parsers take (rbd's -p/--image):
+        # `extract` takes them out of the line wherever they stand (before the sub-command
+        # too), `normalise` folds them into the command's arguments once it is known.
+        self.extract: Callable[[list[str]], tuple[list[str], dict]] | None = None
+        self.normalise: Callable[[tuple[str, ...], Parser, list[str], dict], list[str]] | None = None
 
     def add(self, words: str, help: str, handler: Handler, *, mutating: bool = False,
-            example: str = ""):
+            example: str = "", aliases: tuple[str, ...] = ()):
         parser = Parser(prog=f"%{self.tool} {words}", description=help, add_help=True,
                          epilog=f"example: %{self.tool} {example}" if example else None)
         key = tuple(words.split())
@@ -60,20 +67,37 @@ class Table:
             self.mutating.add(key)
         self.commands[key] = (parser, handler)
         self.examples[key] = example
+        for alias in aliases:  # the tool's other names for it (rbd copy = cp)
+            self.aliases[tuple(alias.split())] = key
         return parser
 
     def find(self, argv: list[str]):
+        """((parser, handler), the rest of argv, the command's words) for a command line;
+        UsageError naming the closest command for one that is not known."""
         for n in (3, 2, 1):
             key = tuple(argv[:n])
+            key = self.aliases.get(key, key)
             if key in self.commands:
-                return self.commands[key], argv[n:]
-        raise UsageError(f"%{self.tool}: unknown command {' '.join(argv[:2]) or '(none)'}; "
-                         f"one of: {', '.join(' '.join(k) for k in self.commands)}")
+                return self.commands[key], argv[n:], key
+        words = [w for w in argv if not w.startswith("-")]
+        every = [*self.commands, *self.aliases]
+        # A first word that starts longer commands (`snap`) is matched with the next one.
+        n = 2 if words and any(len(k) > 1 and k[0] == words[0] for k in every) else 1
+        typed = " ".join(words[:n]) or "(none)"
+        known = [" ".join(k) for k in every if len(k) == n]
+        close = difflib.get_close_matches(typed, known, n=1, cutoff=0.5)
+        hint = f"did you mean %{self.tool} {close[0]}? " if close else ""
+        raise UsageError(f"%{self.tool}: unknown command {typed}; {hint}"
+                         f"%{self.tool} --help lists them")
 
     def usage(self) -> str:
         lines = [f"%{self.tool} COMMAND ... (add --help to any command)"]
+        aka = {}
+        for alias, key in self.aliases.items():
+            aka.setdefault(key, []).append(" ".join(alias))
         for words, (parser, _) in self.commands.items():
-            lines.append(f"  {' '.join(words):<24} {parser.description}")
+            also = f" (also: {', '.join(aka[words])})" if words in aka else ""
+            lines.append(f"  {' '.join(words):<24} {parser.description}{also}")
         return "\n".join(lines)
 
 
