@@ -5,11 +5,11 @@ the same for every tool against the real sandbox and libvirtd.)"""
 import copy
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 import rbdnb
 from rbdnb.base.plan import Plan
 from rbdnb.magics import TABLES
+from tests.unit.magics.conftest import run
 
 CEPH_TOOLS = [t for t in TABLES if t.tool in ("rbd", "ceph")]
 COMMANDS = [(t, words) for t in CEPH_TOOLS for words in t.commands]
@@ -34,20 +34,8 @@ def world(cluster, fake_ceph, tmp_path):
 
 
 @pytest.fixture
-def ip(fake_ceph, world):
-    shell = InteractiveShell.instance()
-    run(shell, "%load_ext rbdnb")
-    run(shell, f"%rbdnb connect --conf {fake_ceph.conf} --uri test:///default")
-    yield shell
-    run(shell, "%config RbdnbMagics.dry_run = False")
-
-
-def run(shell, cell):
-    result = shell.run_cell(cell, store_history=False)
-    error = result.error_in_exec or result.error_before_exec
-    if error is not None:
-        raise error
-    return result.result
+def ip(shell, world):
+    return shell
 
 
 def state(fake_ceph):

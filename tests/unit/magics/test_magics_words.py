@@ -3,29 +3,18 @@ spellings), a bare image name in pool "rbd", the aliases; an unknown command nam
 closest one."""
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import rbdnb
+from tests.unit.magics.conftest import run
 
 
 @pytest.fixture
-def ip(cluster, fake_ceph):
+def ip(cluster, shell):
     rbdnb.create_pool(cluster, "p")
     rbdnb.create_pool(cluster, "rbd")
     rbdnb.create_image(cluster, "p/img", "16M")
     rbdnb.create_snapshot(cluster, "p/img@s")
-    shell = InteractiveShell.instance()
-    run(shell, "%load_ext rbdnb")
-    run(shell, f"%rbdnb connect --conf {fake_ceph.conf} --uri test:///default")
     return shell
-
-
-def run(shell, cell):
-    result = shell.run_cell(cell, store_history=False)
-    error = result.error_in_exec or result.error_before_exec
-    if error is not None:
-        raise error
-    return result.result
 
 
 @pytest.mark.parametrize("line", [
