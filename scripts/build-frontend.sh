@@ -23,7 +23,12 @@ fi
 lock_sum=$(sha256sum "$ext/package-lock.json" | cut -d' ' -f1)
 if [ "$(cat "$ext/node_modules/.rbdnb-lock" 2>/dev/null)" != "$lock_sum" ]; then
   say "installing node packages"
-  (cd "$ext" && npm install --no-audit --no-fund --loglevel=error)
+  # npm install may add entries to the lock (optional binaries of this platform): keep the
+  # committed lock as it is, so that a build leaves the checkout clean.
+  cp "$ext/package-lock.json" "$ext/.package-lock.committed"
+  (cd "$ext" && npm install --no-audit --no-fund --loglevel=error) || {
+    mv "$ext/.package-lock.committed" "$ext/package-lock.json"; exit 1; }
+  mv "$ext/.package-lock.committed" "$ext/package-lock.json"
   echo "$lock_sum" > "$ext/node_modules/.rbdnb-lock"
 fi
 

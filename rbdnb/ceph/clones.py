@@ -149,7 +149,8 @@ def _remove_half_made(cluster: Cluster, child: ImageSpec, deadline: float,
         raise Locked(f"clone {child} is being made by another process of this host (pid "
                      f"{intent.get('pid')}): wait for it to end")
     if not remove_left_behind(cluster, child, dead_writer=dead_writer, what="half-made clone",
-                              wait=max(0.0, deadline - time.monotonic())):
+                              wait=max(0.0, deadline - time.monotonic()),
+                              client=intent.get("client")):
         raise ImageBusy(f"half-made clone {child} is still open by a client that died; try "
                         f"again in a minute, when its watch has expired")
 
@@ -162,7 +163,7 @@ def _journal_by_pool(children: list[ImageSpec]) -> dict[tuple[str, str], list[Im
 
 
 def _record_intents(cluster: Cluster, parent: ImageSpec, children: list[ImageSpec]) -> None:
-    who = journal.owner()
+    who = journal.owner(cluster)
     for (pool, ns), kids in _journal_by_pool(children).items():
         journal.record(cluster, pool, ns, {_intent_key(c): {"parent": str(parent), **who}
                                            for c in kids})
@@ -490,7 +491,7 @@ def flatten(cluster: Cluster, spec: str | ImageSpec, *, progress: Progress | Non
     with locks.held(lock_key(cluster, spec), what=f"flatten of {spec}"):
         with cluster.writing(spec.pool, f"flatten of {spec}"):
             interrupted = journal.read(cluster, spec.pool, spec.namespace, [key]).get(key)
-            journal.record(cluster, spec.pool, spec.namespace, {key: journal.owner()})
+            journal.record(cluster, spec.pool, spec.namespace, {key: journal.owner(cluster)})
             with open_image(cluster, spec) as image:
                 with translated(f"image {spec}", not_found=ImageNotFound):
                     if interrupted:

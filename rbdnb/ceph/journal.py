@@ -33,13 +33,21 @@ def _boot_id() -> str:
         return ""
 
 
-def owner() -> dict:
+def owner(cluster: Cluster | None = None) -> dict:
     """Who writes an intent: host, boot, pid and its start time, and the time -- enough to
-    tell later whether that process still runs."""
+    tell later whether that process still runs -- and, given the cluster, the address of
+    the writing client, so that a run which finds the writer dead can cut that client off
+    (its watches outlive it by the OSDs' watch timeout, and may register late)."""
     from ..base.proc import start_time
     pid = os.getpid()
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid,
-            "started": start_time(pid), "time": round(time.time(), 3)}
+    who = {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid,
+           "started": start_time(pid), "time": round(time.time(), 3)}
+    if cluster is not None:
+        try:
+            who["client"] = cluster.rados.get_addrs()
+        except Exception:  # an older binding, or a fake without it: watchers are listed instead
+            pass
+    return who
 
 
 def owner_alive(intent: dict) -> bool | None:

@@ -76,6 +76,13 @@ def _watchers(cluster: Cluster, spec: ImageSpec) -> list[str]:
             return []
 
 
+def _own_address(cluster: Cluster) -> str:
+    try:
+        return cluster.rados.get_addrs()
+    except Exception:
+        return ""
+
+
 def blocklist(cluster: Cluster, addresses: list[str], seconds: int = 120) -> None:
     """Cut off clients that are known to be dead, as librbd does when it breaks a lock."""
     for addr in addresses:
@@ -84,16 +91,26 @@ def blocklist(cluster: Cluster, addresses: list[str], seconds: int = 120) -> Non
 
 
 def remove_left_behind(cluster: Cluster, spec: ImageSpec, *, dead_writer: bool | None,
-                       wait: float, what: str) -> bool:
+                       wait: float, what: str, client: str | None = None) -> bool:
     """Remove image ``spec`` that a killed process left; True once it is gone (also when it
-    was not there). When its writer is known dead its watch is cut first (blocklisted, as
-    librbd does when it breaks a dead client's lock); a client that still has it open is
-    waited out for ``wait`` seconds, then False."""
+    was not there). When its writer is known dead its client (``client``, the address its
+    intent recorded) and every watcher of the image are cut off -- blocklisted, as librbd
+    does when it breaks a dead client's lock -- and watchers that appear later (a watch the
+    OSDs register only after a freeze) are cut on each retry; a client that still has it open
+    is waited out for ``wait`` seconds, then False."""
     import rbd
-    if dead_writer:
-        watchers = _watchers(cluster, spec)
-        if watchers:
-            blocklist(cluster, watchers)
+    cut: set[str] = set()
+
+    def cut_off() -> None:
+        if not dead_writer:
+            return
+        if not cut:
+            cut.add(_own_address(cluster))  # never this process's own client
+        fresh = [a for a in ([client] if client else []) + _watchers(cluster, spec)
+                 if a not in cut]
+        if fresh:
+            blocklist(cluster, fresh)
+            cut.update(fresh)
 
     def removed() -> bool:
         try:
@@ -103,18 +120,20 @@ def remove_left_behind(cluster: Cluster, spec: ImageSpec, *, dead_writer: bool |
         except ImageNotFound:
             pass
         except ImageBusy:
+            cut_off()
             return False  # a cut watch takes a moment to go
         return True
 
+    cut_off()
     return bool(wait_until(removed, wait, interval=1))
 
 
 def remove_leftover(cluster: Cluster, spec: ImageSpec, *, dead_writer: bool,
-                    wait: float = 40) -> None:
+                    wait: float = 40, client: str | None = None) -> None:
     """Remove a staging image a dead run left. Its writer's watch is cut first when it is
     known to be dead; otherwise a watched image is someone's work in progress."""
     if not remove_left_behind(cluster, spec, dead_writer=dead_writer, wait=wait,
-                              what="staging image"):
+                              what="staging image", client=client):
         raise ImageBusy(f"staging image {spec} left by an interrupted run is still open by a "
                         f"client: if no import or copy is running, remove it (rbd rm {spec}) "
                         f"and run again")
@@ -144,7 +163,7 @@ class Staged:
             self._clear_leftover()
             journal.record(self.cluster, self.dest.pool, self.dest.namespace,
                            {self.key: {"dest": str(self.dest), "kind": self.kind,
-                                       **journal.owner()}})
+                                       **journal.owner(self.cluster)}})
         except BaseException:
             if self._lock is not None:
                 self._lock.__exit__(None, None, None)
@@ -161,7 +180,8 @@ class Staged:
             raise Locked(f"{self.what}: {self.spec} is being written by another client "
                          f"({intent.get('host', 'unknown host')}, pid {intent.get('pid', '?')}):"
                          f" wait for it, or if that run died, remove {self.spec} and run again")
-        remove_leftover(self.cluster, self.spec, dead_writer=bool(dead))
+        remove_leftover(self.cluster, self.spec, dead_writer=bool(dead),
+                        client=intent.get("client"))
 
     def finish(self, record: dict) -> None:
         """Write the completion record and give the staging image its name."""

@@ -5,8 +5,9 @@ It plugs in where the real bindings plug in -- ``sys.modules["rados"]`` and
 ``sys.modules["rbd"]``, which rbdnb imports lazily -- so the code under test is exactly the
 code that runs against a real cluster (as httpx's MockTransport replaces only the
 transport). Errors carry the errno librados/librbd would give, so rbdnb's translation runs
-as it does for real. What it does not model: timeouts, fullness, watchers of other clients,
-cephx caps, namespaces beyond the default.
+as it does for real. What it does not model: timeouts, fullness, cephx caps, namespaces
+beyond the default. Watchers of other clients are only what a test puts in ``Img.watchers``
+(addresses), and blocklisting an address drops its watches, as the OSDs do.
 
     with fake_ceph(monkeypatch) as ceph:      # see tests/unit/conftest.py: `fake_cluster`
         cluster = rbdnb.connect(ceph.conf)
@@ -76,6 +77,7 @@ class Img:
     snaps: dict[str, Snap] = field(default_factory=dict)
     parent: tuple[str, str, str] | None = None  # (pool, image name, snap name)
     metadata: dict[str, str] = field(default_factory=dict)
+    watchers: list[str] = field(default_factory=list)  # client addresses holding a watch
 
     @property
     def object_size(self) -> int:
@@ -103,6 +105,7 @@ class Store:
         self.fsid = "00000000-fake-4000-8000-000000000000"
         self.require_min_compat_client = "luminous"  # v1 clones: snapshots get protected
         self._ids = itertools.count(1)
+        self.blocklist: dict[str, float] = {}  # address -> seconds
 
     def pool(self, name: str) -> Pool:
         if name not in self.pools:
@@ -216,6 +219,9 @@ class Rados:
     def get_fsid(self):
         return self.store.fsid
 
+    def get_addrs(self):
+        return f"127.0.0.1:0/{id(self)}"
+
     def conf_get(self, option):
         return {"rbd_default_clone_format": "auto"}.get(option, "")
 
@@ -314,12 +320,22 @@ def _auth_rm(store, cmd):
     store.users.pop(cmd["entity"], None)
 
 
+def _blocklist(store, cmd):
+    if cmd.get("blocklistop") != "add":
+        raise _MonError(errno.EINVAL, "fake ceph: only blocklist add")
+    store.blocklist[cmd["addr"]] = cmd.get("expire", 3600.0)
+    for pool in store.pools.values():
+        for img in pool.images.values():
+            img.watchers = [w for w in img.watchers if w != cmd["addr"]]
+
+
 _MON = {"osd pool create": _pool_create, "osd pool delete": _pool_delete,
         "osd dump": _osd_dump, "status": _status, "df": _df,
         "versions": lambda store, cmd: {"mon": {"ceph version 16.2.11 (fake) pacific": 1},
                                         "osd": {"ceph version 16.2.11 (fake) pacific": 1}},
         "osd pool ls": lambda store, cmd: sorted(store.pools),
         "auth get": _auth_get, "auth get-or-create": _auth_get_or_create, "auth rm": _auth_rm,
+        "osd blocklist": _blocklist,
         "auth ls": lambda store, cmd: {"auth_dump": [{"entity": e, "caps": dict(u["caps"])}
                                                      for e, u in sorted(store.users.items())]}}
 
@@ -350,6 +366,8 @@ class RBD:
             raise _rbd("ImageNotFound", name)
         if img.snaps:
             raise _rbd("ImageHasSnapshots", name)
+        if img.watchers:
+            raise _rbd("ImageBusy", name)
         del ioctx.pool.images[name]
 
     def rename(self, ioctx, src, dest):
@@ -424,7 +442,7 @@ class Image:
                 "parent_name": ""}
 
     def watchers_list(self):
-        return []
+        return [{"addr": a, "id": n, "cookie": n} for n, a in enumerate(self.img.watchers)]
 
     def metadata_get(self, key):
         if key not in self.img.metadata:
