@@ -7,9 +7,11 @@ strictest an operator may have), then every runbook with no parameters in the
 documented order. Every directory rbdnb makes must get the mode fit for what it holds,
 whatever existed before and whatever the umask.
 """
+import contextlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -29,6 +31,60 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+# What libvirt keeps on a machine: definitions, runtime state, caches, logs. On a machine where
+# rbdnb never ran none of it holds rbdnb's objects; here another sandbox (the developer's, an
+# earlier run's) may have defined the guide's pool, secret and VM under the same names in the
+# system libvirtd. Each runs in a private mount namespace where these are empty, with a
+# libvirtd of its own: the fresh machine's.
+LIBVIRT_STATE = ["/run", "/etc/libvirt/qemu", "/etc/libvirt/storage", "/etc/libvirt/secrets",
+                 "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt"]
+
+
+def _sh(*argv):
+    return subprocess.run(list(argv), check=True, capture_output=True, text=True, timeout=60)
+
+
+@contextlib.contextmanager
+def fresh_libvirt(base: Path):
+    """A persistent private mount namespace (bound to a file) with libvirt's state empty;
+    yields the command prefix that runs a program inside it. As root only: a user's session
+    libvirtd keeps its state under the fresh XDG directories anyway."""
+    if os.geteuid() != 0:
+        yield []
+        return
+    holder = base / "ns"
+    holder.mkdir()
+    _sh("mount", "--bind", str(holder), str(holder))
+    _sh("mount", "--make-private", str(holder))
+    (holder / "mnt").touch()
+    try:
+        _sh("unshare", f"--mount={holder / 'mnt'}", "--propagation", "private", "true")
+        enter = ["nsenter", f"--mount={holder / 'mnt'}", f"--wd={ROOT}", "--"]
+        mounts = " && ".join(f"mount -t tmpfs -o mode=0755 rbdnb-fresh {d}"
+                             for d in LIBVIRT_STATE if os.path.isdir(d))
+        _sh(*enter, "sh", "-c", mounts)
+        yield enter
+        inside = in_namespace(holder / "mnt")
+        for pid in inside:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert not inside, f"processes left in the fresh machine's namespace: {inside}"
+    finally:
+        subprocess.run(["umount", str(holder / "mnt")], capture_output=True, timeout=60)
+        subprocess.run(["umount", str(holder)], capture_output=True, timeout=60)
+
+
+def in_namespace(bound: Path) -> list[int]:
+    """The processes (not zombies) whose mount namespace is the one bound at ``bound``."""
+    wanted = f"mnt:[{os.stat(bound).st_ino}]"
+    found = []
+    for pid, _ in processes():
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/ns/mnt") == wanted:
+                found.append(pid)
+    return found
+
+
 @pytest.fixture
 def fresh_machine():
     # Like /var/lib: a directory others may pass through, holding nothing of rbdnb's yet.
@@ -38,14 +94,16 @@ def fresh_machine():
            if k not in ("CEPH_CONF", "LIBVIRT_DEFAULT_URI", "PYTEST_CURRENT_TEST")}
     env.update(RBDNB_DATA_DIR=str(base / "data"), RBDNB_RUNTIME_DIR=str(base / "run"),
                RBDNB_SANDBOX_DIR=str(base / "sandbox"))
-
-    def rbdnb(*argv, timeout=900):
-        # umask 077, as the strictest operator's shell: rbdnb sets modes itself.
-        return subprocess.run(["bash", "-c", 'umask 077; exec "$@"', "rbdnb", sys.executable,
-                               "-m", "rbdnb", *argv], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=timeout)
-    yield base, rbdnb
-    rbdnb("sandbox", "down")
+    with fresh_libvirt(base) as inside:
+        def rbdnb(*argv, timeout=900):
+            # umask 077, as the strictest operator's shell: rbdnb sets modes itself.
+            return subprocess.run([*inside, "bash", "-c", 'umask 077; exec "$@"', "rbdnb",
+                                   sys.executable, "-m", "rbdnb", *argv], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=timeout)
+        try:
+            yield base, rbdnb
+        finally:
+            rbdnb("sandbox", "down")
     left = [pid for pid, cmdline in processes() if str(base) in cmdline]
     shutil.rmtree(base, ignore_errors=True)
     assert not left, "the fresh sandbox left processes running"
