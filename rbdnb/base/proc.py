@@ -62,10 +62,17 @@ def quote(argv: list[str]) -> str:
     return shlex.join(str(a) for a in argv)
 
 
+_PROGRESS_LINE = re.compile(r"\d+% complete|\.\.\.(done|failed)\.$")
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+\+\d{4} [0-9a-f]+ -?\d+ ")
+
+
 def failure_line(stderr: str, returncode: int) -> str:
-    """The last non-empty line of a program's stderr: what it said went wrong."""
-    return next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()),
-                f"exit status {returncode}")
+    """The last line of a program's stderr that says what went wrong: progress lines
+    (``Removing image: 0% complete...failed.``) passed over, a Ceph log line's timestamp
+    and thread cut off."""
+    lines = [_LOG_PREFIX.sub("", ln.strip()) for ln in stderr.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not _PROGRESS_LINE.search(ln)]
+    return (useful or lines or [f"exit status {returncode}"])[-1]
 
 
 def run(argv: list[str], *, timeout: float, input: bytes | None = None,
@@ -95,30 +102,36 @@ def run(argv: list[str], *, timeout: float, input: bytes | None = None,
 @dataclass
 class Watched:
     """A program :func:`watch` is running: the process, the seconds since it started, and
-    what it has written to stdout so far (``fresh``: since the last tick)."""
+    what it has written to stdout so far (``fresh``: since the last tick), and to stderr
+    (``errors``, ``fresh_errors``)."""
 
     proc: subprocess.Popen
     elapsed: float = 0.0
     output: bytes = b""
     fresh: bytes = b""
+    errors: bytes = b""        # stderr so far (some tools report progress there)
+    fresh_errors: bytes = b""
 
 
 def watch(argv: list[str], on_tick: Callable[[Watched], None], *,
           env: dict[str, str] | None = None, interval: float = 0.05,
-          what: str | None = None) -> tuple[str, str]:
+          what: str | None = None, stdin=None, stdout=None) -> tuple[str, str]:
     """Run ``argv`` (no shell), calling ``on_tick`` every ``interval`` s while it runs and
     once after it ends; return its (stdout, stderr) as text, colour escapes removed.
 
     The one streaming runner: ``on_tick`` reports progress from the output, sends the
     process a signal, or raises (a stall, a timeout) -- the process is then killed. Output
     goes through files, not pipes, so a program that writes much never blocks on us.
+    ``stdin``/``stdout``: open binary files to read from / write to instead (what a line's
+    ``< FILE`` and ``> FILE`` name); the output is then not kept.
     Raises :class:`CommandFailed` on a non-zero exit, naming ``what`` and its last error line.
     """
     argv = [str(a) for a in argv]
     program = os.path.basename(argv[0])
     argv[0] = which(argv[0]) if os.sep not in argv[0] else argv[0]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(argv, stdout=stdout or out, stderr=err,
+                                stdin=stdin or subprocess.DEVNULL, env=env)
         state = Watched(proc)
         start = time.monotonic()
         try:
@@ -127,6 +140,9 @@ def watch(argv: list[str], on_tick: Callable[[Watched], None], *,
                 out.seek(len(state.output))
                 state.fresh = out.read()
                 state.output += state.fresh
+                err.seek(len(state.errors))
+                state.fresh_errors = err.read()
+                state.errors += state.fresh_errors
                 state.elapsed = time.monotonic() - start
                 on_tick(state)
                 if done:

@@ -71,7 +71,7 @@ def protect_snapshot(cluster: Cluster, spec: str | ImageSpec, *,
 
 def unprotect_snapshot(cluster: Cluster, spec: str | ImageSpec, *,
                        dry_run: bool = False) -> Result | Plan:
-    """``rbd snap unprotect``; refused while clones depend on the snapshot."""
+    """``rbd snap unprotect``; refused while (v1) clones depend on the snapshot."""
     spec = parse_spec(spec, snap="required")
     plan = Plan(f"unprotect snapshot {spec}").add("rbd", *cluster.cli_args(), "snap",
                                                   "unprotect", str(spec))
@@ -81,14 +81,17 @@ def unprotect_snapshot(cluster: Cluster, spec: str | ImageSpec, *,
         with translated(f"snapshot {spec}", not_found=SnapshotNotFound):
             if not image.is_protected_snap(spec.snap):
                 return Result(plan.action, False, "unchanged: not protected", plan)
-        kids = children_of(image, spec.snap)
-        if kids:
+        # librbd decides: v1 clones need the protection, v2 clones (Mimic and later) do not.
+        try:
+            with cluster.writing(spec.pool, f"unprotection of {spec}"):
+                with translated(f"snapshot {spec}", not_found=SnapshotNotFound,
+                                busy=ImageHasChildren):
+                    image.unprotect_snap(spec.snap)
+        except ImageHasChildren:
+            kids = children_of(image, spec.snap)
             raise ImageHasChildren(f"snapshot {spec} cannot be unprotected: clones depend on "
-                                   f"it ({', '.join(kids[:5])}); flatten or remove them first")
-        with cluster.writing(spec.pool, f"unprotection of {spec}"):
-            with translated(f"snapshot {spec}", not_found=SnapshotNotFound,
-                            busy=ImageHasChildren):
-                image.unprotect_snap(spec.snap)
+                                   f"it ({', '.join(kids[:5]) or 'v1 clones'}); flatten or "
+                                   f"remove them first") from None
     return Result(plan.action, True, "unprotected", plan)
 
 

@@ -23,6 +23,7 @@ from IPython.display import display
 from traitlets import Bool, Unicode, observe
 
 from .. import virt
+from ..base.passthrough import REFUSED, check_line, split_redirections
 from ..base.secret import redact
 from ..base.settings import settings
 from ..ceph.cluster import Cluster
@@ -32,7 +33,7 @@ from .qemu_img import QEMU_IMG
 from .rbd import RBD
 from .session import RBDNB
 from .virsh import VIRSH
-from .table import HelpShown, Table, magic_words
+from .table import HelpShown, Table, magic_words, shown_output
 
 TABLES = (RBD, CEPH, QEMU_IMG, VIRSH, RBDNB)
 __all__ = ["RbdnbMagics", "TABLES", "install_output_guard", "load_ipython_extension",
@@ -147,23 +148,92 @@ class RbdnbMagics(Magics):
             argv = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%{table.tool}: {exc}") from None
-        if not argv or argv[0] in ("-h", "--help", "help"):
+        if not argv or argv in (["-h"], ["--help"], ["help"]):
             print(table.usage())
             return None
+        if argv[0] == "help" and table.real is not None:  # `%rbd help trash mv`
+            return self._tool_help(table, argv[1:])
         given = {}
+        words_only, redirect = split_redirections(argv)  # `> FILE`, `| tee FILE`, `< FILE`
+        native_argv = words_only
         if table.extract is not None:
-            argv, given = table.extract(argv)
-        (parser, handler), rest, words = table.find(argv)
-        if table.normalise is not None:
-            rest = table.normalise(words, parser, rest, given)
+            native_argv, given = table.extract(words_only)
+        found = table.lookup(native_argv)
+        tool_cmd = table.tool_command(words_only)
+        refused = tool_cmd is not None and tool_cmd[1].kind == REFUSED
+        if redirect.output or redirect.input:
+            found = None  # the real tool's output (or input) is what the line redirects
         try:
-            args = parser.parse_args(rest)
-        except HelpShown:
-            return None
+            check_line(f"%{table.tool}", words_only)  # no shell syntax, no key on the line
+        except RbdnbError as exc:
+            if refused:  # the refusal that names the safe form says more
+                raise UsageError(f"%{table.tool} {' '.join(tool_cmd[0])}: "
+                                 f"{tool_cmd[1].why}") from None
+            raise UsageError(redact(str(exc))) from None
+        if found is not None and not (tool_cmd and table.defer and
+                                      table.defer(found[2], argv)):
+            (parser, handler), rest, words = found
+            if table.normalise is not None:
+                rest = table.normalise(words, parser, rest, given)
+            try:
+                args = parser.parse_args(rest)
+            except HelpShown:
+                return None
+            except UsageError:
+                # A form only the real tool reads (rbd create --stripe-unit, rbd import
+                # --image NAME FILE): the tool runs it, unless the line has rbdnb's own
+                # options (--count, --exist-ok), whose error is the one to show.
+                if refused:
+                    raise UsageError(f"%{table.tool} {' '.join(tool_cmd[0])}: "
+                                     f"{tool_cmd[1].why}") from None
+                if not (tool_cmd and not table.own_options(argv)):
+                    raise
+            else:
+                try:
+                    return handler(self, args)
+                except RbdnbError as exc:
+                    raise UsageError(redact(exc.worded(magic_words))) from None
+        if tool_cmd is not None:
+            if "-h" in argv or "--help" in argv:
+                return self._tool_help(table, list(tool_cmd[0]))
+            return self._run_tool(table, argv)
+        table.unknown(native_argv)
+
+    def _tool_help(self, table: Table, words: list[str]):
+        from ..ceph.tools import tool_help
         try:
-            return handler(self, args)
+            cluster = self.cluster if table.real.name == "ceph" else None
+            print(redact(tool_help(table.real.name, words, cluster)))
         except RbdnbError as exc:
             raise UsageError(redact(exc.worded(magic_words))) from None
+        return None
+
+    def _run_tool(self, table: Table, argv: list[str]):
+        """The real tool runs the line (rbdnb.base.passthrough): ``--yes`` confirms a
+        destructive one, ``--dry-run`` (or the default) shows the command instead."""
+        from ..base.passthrough import Output
+        yes = "--yes" in argv
+        flag = None
+        rest = []
+        for token in argv:
+            if token == "--dry-run":
+                flag = True
+            elif token == "--no-dry-run":
+                flag = False
+            elif token != "--yes":
+                rest.append(token)
+        dry = self.dry_run if flag is None else flag
+        try:
+            result = table.run_tool(self, rest, confirm=yes, dry_run=dry)
+        except RbdnbError as exc:
+            text = redact(exc.worded(magic_words))
+            if text.startswith(f"{table.real.name} "):
+                text = "%" + text  # in the words of the magic the line was typed into
+            raise UsageError(text) from None
+        if isinstance(result, Output):
+            return shown_output(result, asked_format=any(
+                t.partition("=")[0] in ("--format", "-f", "--pretty-format") for t in rest))
+        return result
 
     @line_cell_magic
     def rbd(self, line, cell=None):

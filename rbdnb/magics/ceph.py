@@ -4,21 +4,34 @@ from __future__ import annotations
 
 from IPython.core.error import UsageError
 
-from ..ceph import pools, users
+from ..ceph import pools, tools, users
 from ..ceph.cluster import preflight
 from .table import Table
 
 CEPH = Table("ceph")
 
 
-p = CEPH.add("osd pool create", "create a pool and initialise it for RBD",
-             lambda m, a: pools.create_pool(m.cluster, a.pool, a.pg_num, a.pgp_num,
-                                            exist_ok=a.exist_ok, dry_run=m.dry(a)),
-             mutating=True, example="osd pool create new-pool 8")
+def _pool_create(m, a):
+    """As ceph does, a pool that exists already is left as it is (ceph says so and exits 0),
+    whatever pg_num the line asks for."""
+    from ..base.plan import Result
+    from ..errors import Conflict
+    try:
+        return pools.create_pool(m.cluster, a.pool, a.pg_num, a.pgp_num, exist_ok=True,
+                                 dry_run=m.dry(a))
+    except Conflict as exc:
+        plan = pools.create_pool(m.cluster, a.pool, a.pg_num, a.pgp_num, dry_run=True)
+        return Result(plan.action, False, f"unchanged: {exc} (ceph leaves an existing pool "
+                      f"as it is)", plan)
+
+
+p = CEPH.add("osd pool create", "create a pool and initialise it for RBD; a pool that exists "
+             "is left as it is, as ceph does", _pool_create, mutating=True,
+             example="osd pool create new-pool 8")
 p.add_argument("pool")
 p.add_argument("pg_num", nargs="?", type=int)
 p.add_argument("pgp_num", nargs="?", type=int)
-p.add_argument("--exist-ok", action="store_true")
+p.add_argument("--exist-ok", action="store_true", help="accepted; an existing pool is kept")
 
 p = CEPH.add("osd pool delete", "delete a pool and all its data; needs --yes",
              lambda m, a: pools.delete_pool(m.cluster, a.pool, confirm=a.yes,
@@ -47,7 +60,8 @@ def _auth_create(m, a):
     elif not a.pool:
         raise UsageError("%ceph auth get-or-create: name the pools with --pool P "
                          "(least privilege), or give caps")
-    return users.create_user(m.cluster, a.entity, a.pool or [], caps=caps, exist_ok=a.exist_ok,
+    # get-or-create: an existing user with these caps is what was asked for ("unchanged").
+    return users.create_user(m.cluster, a.entity, a.pool or [], caps=caps, exist_ok=True,
                              dry_run=m.dry(a))
 
 
@@ -57,3 +71,29 @@ p.add_argument("entity", metavar="client.NAME")
 p.add_argument("caps", nargs="*", metavar="SERVICE CAPS")
 p.add_argument("--pool", action="append", help="a pool the user may use (repeat)")
 p.add_argument("--exist-ok", action="store_true")
+
+
+# -- the rest of ceph: the real program, on this notebook's connection --------------------------
+def _defer(words, argv) -> bool:
+    """A native listing asked for ceph's own output format (-f json) is ceph's; so is
+    ``auth get-or-create client.NAME`` with no caps (it gets the user as it is)."""
+    if words == ("auth", "get-or-create"):
+        rest = argv[argv.index("get-or-create") + 1:]
+        return "--pool" not in rest and len([t for t in rest if not t.startswith("-")]) == 1
+    return words not in CEPH.mutating and any(
+        t.partition("=")[0] in ("--format", "-f") for t in argv)
+
+
+CEPH.real = tools.CEPH_TOOL
+CEPH.run_tool = lambda m, argv, *, confirm, dry_run: tools.run_ceph(
+    m.cluster, argv, confirm=confirm, dry_run=dry_run)
+CEPH.defer = _defer
+CEPH.aliases.update({("auth", "list"): ("auth", "ls")})
+CEPH.differences = [
+    "osd pool create also runs rbd pool init (the pool is for RBD)",
+    "auth get-or-create shows the user and its caps, never the key; -o FILE writes the "
+    "keyring with mode 0600",
+    "every key in what ceph prints is redacted (auth get, get-key, print-key, export)",
+    "osd pool delete takes --yes (or ceph's own POOL POOL --yes-i-really-really-mean-it); "
+    "auth del and the other destructive commands need --yes",
+]

@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 
 from ..base.specs import parse_spec
 from ..base.units import parse_size
-from ..ceph import clones, images, snapshots, space, transfer
+from ..ceph import clones, images, snapshots, space, tools, transfer
 from .table import Table, progress_for, size_in
 
 RBD = Table("rbd")
@@ -16,8 +16,10 @@ def _rbd_create(m, a):
     size = a.size_opt or a.size
     if size is None:
         raise UsageError("%rbd create: give a size, e.g. 10G or --size 10G")
-    return images.create_image(m.cluster, a.spec, parse_size(size, what="size", default_unit="M"),
-                               features=a.image_feature, object_size=a.object_size,
+    features = ",".join(a.image_feature) if a.image_feature else None
+    return images.create_image(m.cluster, a.spec, parse_size(size, what="size", default_unit="M",
+                                                              minimum=0),
+                               features=features, object_size=a.object_size,
                                exist_ok=a.exist_ok, dry_run=m.dry(a))
 
 
@@ -26,14 +28,22 @@ p = RBD.add("create", "create an image (rbd create); a bare size is in MiB, as r
 p.add_argument("spec", metavar="POOL/IMAGE")
 p.add_argument("size", nargs="?", metavar="SIZE")
 p.add_argument("--size", "-s", dest="size_opt")
-p.add_argument("--image-feature", help="comma-separated, e.g. layering,exclusive-lock")
+p.add_argument("--image-feature", action="append",
+               help="comma-separated or repeated, e.g. layering,exclusive-lock")
 p.add_argument("--object-size")
 p.add_argument("--exist-ok", action="store_true", help="report 'unchanged' if it exists")
 
-p = RBD.add("ls", "list images (rbd ls -l) as a DataFrame",
-            lambda m, a: images.list_images(m.cluster, a.pool or "rbd"), example="ls {pool}")
+def _rbd_ls(m, a):
+    import pandas as pd
+    if a.long:
+        return images.list_images(m.cluster, a.pool or DEFAULT_POOL)
+    return pd.DataFrame({"name": images.image_names(m.cluster, a.pool or DEFAULT_POOL)})
+
+
+p = RBD.add("ls", "list images (rbd ls); -l: size, parent, snapshots, features (rbd ls -l)",
+            _rbd_ls, example="ls -l {pool}")
 p.add_argument("pool", nargs="?")
-p.add_argument("-l", "--long", action="store_true", help="accepted for rbd's sake; always long")
+p.add_argument("-l", "--long", action="store_true", help="the long listing, as rbd ls -l")
 
 p = RBD.add("info", "size, features, parent, snapshots (rbd info)",
             lambda m, a: images.image_info(m.cluster, a.spec), example="info {pool}/{image}")
@@ -282,7 +292,9 @@ def _normalise(words, parser, rest: list[str], given: dict) -> list[str]:
         action = positionals[index] if index < len(positionals) else None
         index += 1
         if action is not None and _is_spec(action):
-            token = spec(token)
+            # rbd mv keeps a bare new name in the image's pool (rbd cp puts it in pool rbd)
+            if not (words == ("mv",) and action.dest == "dest" and "/" not in token):
+                token = spec(token)
             if given.get("snap") and not seen_spec and "@" not in token:
                 token = f"{token}@{given['snap']}"
             seen_spec = True
@@ -299,3 +311,32 @@ RBD.normalise = _normalise
 RBD.aliases.update({("list",): ("ls",), ("remove",): ("rm",), ("rename",): ("mv",),
                     ("copy",): ("cp",), ("snap", "list"): ("snap", "ls"),
                     ("disk-usage",): ("du",)})
+
+
+# -- the rest of rbd: the real program, on this notebook's connection ---------------------------
+def _run_rbd(m, argv, *, confirm, dry_run):
+    found = tools.RBD_TOOL.find(argv)
+    bar = None
+    if found is not None and found[1].progress and not dry_run:
+        bar = m.progress(f"rbd {' '.join(found[0])}", 100)
+    return tools.run_rbd(m.cluster, argv, confirm=confirm, dry_run=dry_run, progress=bar)
+
+
+def _defer(words, argv) -> bool:
+    """A native listing asked for rbd's own output format (--format json) is rbd's."""
+    return words not in RBD.mutating and any(
+        t.partition("=")[0] in ("--format", "--pretty-format") for t in argv)
+
+
+RBD.real = tools.RBD_TOOL
+RBD.run_tool = _run_rbd
+RBD.defer = _defer
+RBD.differences = [
+    "rm, snap rollback, snap purge, trash rm, trash purge, lock rm, namespace rm, group rm "
+    "and the other destructive commands need --yes",
+    "clone from an unprotected snapshot protects it first where the cluster makes v1 clones",
+    "create/import/cp/clone take --exist-ok (report 'unchanged'); import and cp appear "
+    "under their name only once complete",
+    "a listing without --format is a DataFrame; with --format json, rbd's JSON",
+    "bench takes --engine native|rbd|fio (several: one table) and --seconds",
+]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from IPython.core.error import UsageError
+
 from .. import virt
+from ..virt import tools
 from .table import XML, Table, frame
 
 VIRSH = Table("virsh")
@@ -38,25 +41,41 @@ p.add_argument("ceph_pool", metavar="CEPH_POOL")
 p.add_argument("--client", default="libvirt")
 p.add_argument("--secret", help="secret UUID (default: the client's ceph secret)")
 
+def _shown(active: bool, a) -> bool:
+    """Which objects a listing shows, as virsh does: the active ones; --all every one;
+    --inactive the others."""
+    if a.all:
+        return True
+    return not active if a.inactive else active
+
+
 def _pool_list(m, a):
     with virt.translated("storage pools"):
-        return frame([{"name": p.name(), "active": bool(p.isActive()),
-                        "autostart": bool(p.autostart())}
-                       for p in m.libvirt.listAllStoragePools(0)],
-                      ["name", "active", "autostart"])
+        rows = [{"name": p.name(), "active": bool(p.isActive()),
+                 "autostart": bool(p.autostart())} for p in m.libvirt.listAllStoragePools(0)]
+    return frame([r for r in rows if _shown(r["active"], a)], ["name", "active", "autostart"])
 
 
 def _domain_list(m, a):
     with virt.translated("domains"):
-        return frame([{"name": d.name(), "running": bool(d.isActive())}
-                       for d in m.libvirt.listAllDomains()], ["name", "running"])
+        rows = [{"name": d.name(), "running": bool(d.isActive())}
+                for d in m.libvirt.listAllDomains()]
+    return frame([r for r in rows if _shown(r["running"], a)], ["name", "running"])
 
 
-VIRSH.add("pool-list", "libvirt storage pools", _pool_list, example="pool-list")
+p = VIRSH.add("pool-list", "libvirt storage pools (--all: also the inactive ones)", _pool_list,
+              example="pool-list --all")
+p.add_argument("--all", action="store_true")
+p.add_argument("--inactive", action="store_true")
 p = VIRSH.add("vol-list", "volumes of a libvirt pool",
-              lambda m, a: virt.list_volumes(m.libvirt, a.pool), example="vol-list {lvpool}")
-p.add_argument("pool")
-VIRSH.add("list", "domains and their state", _domain_list, example="list")
+              lambda m, a: virt.list_volumes(m.libvirt, a.pool or a.pool_opt),
+              example="vol-list --pool {lvpool}")
+p.add_argument("pool", nargs="?")
+p.add_argument("--pool", dest="pool_opt")
+p = VIRSH.add("list", "domains and their state (--all: also those shut off)", _domain_list,
+              example="list --all")
+p.add_argument("--all", action="store_true")
+p.add_argument("--inactive", action="store_true")
 VIRSH.add("secret-list", "libvirt secrets (never their values)",
           lambda m, a: virt.list_secrets(m.libvirt), example="secret-list")
 
@@ -85,12 +104,36 @@ p.add_argument("--exist-ok", action="store_true")
 
 for verb, fn, example in [("start", virt.start_vm, "start {vm}"),
                           ("destroy", virt.destroy_vm, "destroy {vm}"),
-                          ("shutdown", virt.shutdown_vm, "shutdown {vm}"),
-                          ("undefine", virt.undefine_vm, "undefine {vm}")]:
+                          ("shutdown", virt.shutdown_vm, "shutdown {vm}")]:
     p = VIRSH.add(verb, f"virsh {verb}", lambda m, a, fn=fn: fn(m.libvirt, a.name,
                                                                 dry_run=m.dry(a)),
                   mutating=True, example=example)
     p.add_argument("name")
+
+
+def _undefine(m, a):
+    dry = m.dry(a)
+    if not dry and not a.yes:
+        raise UsageError(f"%virsh undefine {a.name}: forgets the VM's definition (its RBD "
+                         f"disks stay): add --yes to do it")
+    return virt.undefine_vm(m.libvirt, a.name, dry_run=dry)
+
+
+p = VIRSH.add("undefine", "forget a VM that is off (virsh undefine); its disks stay; needs --yes",
+              _undefine, mutating=True, example="undefine {vm} --yes")
+p.add_argument("name")
+p.add_argument("--yes", action="store_true")
+
+
+def _set_value(m, a):
+    return virt.set_secret_value(m.libvirt, m.cluster, a.secret, a.client, dry_run=m.dry(a))
+
+
+p = VIRSH.add("secret-set-value", "set a ceph secret's value from client.NAME's key, through "
+              "libvirt's API (the key is never typed)", _set_value, mutating=True,
+              example="secret-set-value --secret {secret} --client {user}")
+p.add_argument("--secret", required=True, metavar="UUID")
+p.add_argument("--client", required=True, metavar="NAME")
 
 p = VIRSH.add("dumpxml", "the domain's XML",
               lambda m, a: XML(virt.dump_xml(m.libvirt, a.name, inactive=a.inactive)),
@@ -128,3 +171,23 @@ p = VIRSH.add("replace-disk", "turn a disk of the definition into an RBD disk (v
 p.add_argument("domain")
 p.add_argument("target")
 p.add_argument("image", metavar="POOL/IMAGE")
+
+
+# -- the rest of virsh: the real program, on this notebook's libvirt URI ------------------------
+def _run_virsh(m, argv, *, confirm, dry_run):
+    m.libvirt  # connect first: a daemon that is not there gives rbdnb's one-line error
+    return tools.run_virsh(m._uri or virt.default_uri(), argv, confirm=confirm, dry_run=dry_run)
+
+
+VIRSH.real = tools.VIRSH_TOOL
+VIRSH.run_tool = _run_virsh
+VIRSH.differences = [
+    "define NAME --disk POOL/IMAGE ... builds the XML (define FILE is virsh's own)",
+    "secret-define --client NAME defines the ceph secret and sets its value from Ceph "
+    "(secret-define FILE is virsh's own); secret-set-value takes --client NAME, never a key",
+    "undefine, secret-undefine, vol-delete, pool-undefine and the other destructive "
+    "commands need --yes",
+    "pool-define-rbd, attach-rbd, detach-rbd and replace-disk are rbdnb's (virsh edit cannot "
+    "run in a cell)",
+    "listings (list, pool-list, vol-list, domblklist, ...) are DataFrames",
+]

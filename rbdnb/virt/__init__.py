@@ -35,7 +35,7 @@ from .xml import (DEFAULT_MEMORY_MIB, RbdAuth, check_domain_name, check_path, ch
                   kvm_usable, pick_monitor_hosts, pool_source, rbd_disk, rbd_pool_xml,
                   secret_usage, secret_xml, targets)
 from .secrets import (PLACEHOLDER_UUID, define_secret, ensure_secret, find_secret,
-                      list_secrets, undefine_secret)
+                      list_secrets, set_secret_value, undefine_secret)
 from .pools import (clone_volume, create_volume, delete_rbd_pool, delete_volume, find_pool,
                     ensure_rbd_pool, list_volumes, monitor_hosts, rbd_auth, rbd_pool_auth)
 from .domains import (attach_rbd, auth_for, define_vm, destroy_vm, detach_rbd, dump_xml,
@@ -55,5 +55,5 @@ __all__ = [
     "list_secrets", "list_volumes", "monitor_hosts", "objects_on_cluster",
     "pick_monitor_hosts", "pool_source", "rbd_auth", "rbd_disk", "rbd_pool_auth",
     "rbd_pool_xml", "reachable", "replace_disk", "secret_usage", "secret_xml",
-    "shutdown_vm", "start_vm", "targets", "translated", "undefine_secret", "undefine_vm",
+    "set_secret_value", "shutdown_vm", "start_vm", "targets", "translated", "undefine_secret", "undefine_vm",
 ]

@@ -143,3 +143,34 @@ def undefine_secret(conn, uuid: str, *, dry_run: bool = False) -> Result | Plan:
             return Result(plan.action, False, "unchanged: no such secret", plan)
         secret.undefine()
     return Result(plan.action, True, "undefined", plan)
+
+
+def set_secret_value(conn, cluster: Cluster, uuid: str, client: str = "libvirt", *,
+                     dry_run: bool = False) -> Result | Plan:
+    """Set secret ``uuid``'s value to ``client.NAME``'s key, read from the cluster and given to
+    libvirt through its API: what the guide does with ``virsh secret-set-value --secret UUID
+    --base64 KEY``, without the key on a command line. Raises NotFound (no such secret)."""
+    import libvirt
+    from ..ceph.users import get_key
+    from ..errors import NotFound
+    check_uuid(uuid)
+    name = parse_client(client)
+    plan = Plan(f"set the value of secret {uuid} to client.{name}'s key")
+    plan.add("virsh", "secret-set-value", "--secret", uuid, "--base64", "(client." + name +
+             "'s key, through libvirt's API)")
+    plan.note("the key goes from `ceph auth get` to libvirt's API; it is never typed or shown")
+    if dry_run:
+        return plan
+    with translated(f"secret {uuid}"):
+        secret = find(conn.secretLookupByUUIDString, uuid, missing=libvirt.VIR_ERR_NO_SECRET)
+    if secret is None:
+        raise NotFound(f"libvirt secret {uuid} not found: define it first (%virsh secret-define)")
+    key = get_key(cluster, name)
+    if _value_fingerprints().get(uuid) == _fingerprint(key):
+        return Result(plan.action, False, f"unchanged: secret {uuid} holds client.{name}'s key",
+                      plan, value=uuid)
+    with translated(f"secret {uuid}"):
+        secret.setValue(base64.b64decode(key.reveal()))
+    _remember_value(uuid, key)
+    return Result(plan.action, True, f"set secret {uuid} to client.{name}'s key", plan,
+                  value=uuid)

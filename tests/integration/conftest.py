@@ -10,6 +10,14 @@ from rbdnb.sandbox import Sandbox
 from tests.conftest import require_services
 
 
+def pytest_terminal_summary(terminalreporter):
+    from conformance import runner
+    if runner.SUMMARY:
+        terminalreporter.section("conformance: doc command lines as magics")
+        for line in runner.SUMMARY:
+            terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/integration" in str(item.fspath):

@@ -97,7 +97,7 @@ def test_notebook_magics_and_clone_form_in_jupyterlab(lab, sandbox, cluster, cli
     (lab["root"] / "demo.ipynb").write_text(json.dumps(notebook([
         "%load_ext rbdnb",
         f"%rbdnb connect --conf {conf}",
-        f"%rbd ls {POOL}",
+        f"%rbd ls -l {POOL}",
         "import rbdnb\nfrom rbdnb import widgets\n"
         f"form = widgets.clone_form(rbdnb.connect('{conf}'), parent='{POOL}/br-img@base', "
         f"pattern='{POOL}/web-{{i:02d}}')\nform",
@@ -133,7 +133,7 @@ def test_notebook_magics_and_clone_form_in_jupyterlab(lab, sandbox, cluster, cli
             run.wait_for(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "browser-form.png"), full_page=True)
             listing = page.locator(".jp-RenderedHTMLCommon table", has_text="br-img")
-            assert listing.count() == 1 and "features" in listing.inner_text()  # %rbd ls
+            assert listing.count() == 1 and "features" in listing.inner_text()  # %rbd ls -l
             run.click()
             page.wait_for_selector("text=10 created", timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "browser-clone-done.png"), full_page=True)
