@@ -438,7 +438,9 @@ def run_ceph(cluster: Cluster, argv: list[str], *, confirm: bool = False,
     """
     argv, redirect = passthrough.split_redirections(argv)
     _, written = passthrough.take_option(argv, "-o", "--out-file")
-    if written and not dry_run:
+    found = CEPH_TOOL.find(argv)
+    if written and not dry_run and found is not None and found[1].kind != REFUSED:
+        passthrough.check_line("ceph", argv)
         # ceph writes -o FILE itself; made 0600 first, it keeps that mode (a keyring, a key).
         passthrough.private_file(written).close()
     found = CEPH_TOOL.find(argv)
