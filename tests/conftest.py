@@ -19,3 +19,16 @@ def require_services(missing: str) -> None:
     if in_ci():
         pytest.fail(f"CI needs the real services: {missing}")
     pytest.skip(missing)
+
+
+def start_sandbox(directory, **kwargs):
+    """A sandbox of a test's own, up and healthy (a missing service fails in CI, else skips)."""
+    from rbdnb.errors import MissingTool
+    from rbdnb.sandbox import Sandbox
+    box = Sandbox(directory, **kwargs)
+    try:
+        status = box.up()
+    except MissingTool as exc:
+        require_services(str(exc))
+    assert status.healthy, status.summary()
+    return box

@@ -136,11 +136,10 @@ def undefine_secret(conn, uuid: str, *, dry_run: bool = False) -> Result | Plan:
     plan = Plan(f"undefine secret {uuid}").add("virsh", "secret-undefine", uuid)
     if dry_run:
         return plan
-    import libvirt
+    secret = _by_uuid(conn, uuid)
+    if secret is None:
+        return Result(plan.action, False, "unchanged: no such secret", plan)
     with translated(f"secret {uuid}"):
-        secret = find(conn.secretLookupByUUIDString, uuid, missing=libvirt.VIR_ERR_NO_SECRET)
-        if secret is None:
-            return Result(plan.action, False, "unchanged: no such secret", plan)
         secret.undefine()
     return Result(plan.action, True, "undefined", plan)
 
@@ -150,7 +149,6 @@ def set_secret_value(conn, cluster: Cluster, uuid: str, client: str = "libvirt",
     """Set secret ``uuid``'s value to ``client.NAME``'s key, read from the cluster and given to
     libvirt through its API: what the guide does with ``virsh secret-set-value --secret UUID
     --base64 KEY``, without the key on a command line. Raises NotFound (no such secret)."""
-    import libvirt
     from ..ceph.users import get_key
     from ..errors import NotFound
     check_uuid(uuid)
@@ -161,8 +159,7 @@ def set_secret_value(conn, cluster: Cluster, uuid: str, client: str = "libvirt",
     plan.note("the key goes from `ceph auth get` to libvirt's API; it is never typed or shown")
     if dry_run:
         return plan
-    with translated(f"secret {uuid}"):
-        secret = find(conn.secretLookupByUUIDString, uuid, missing=libvirt.VIR_ERR_NO_SECRET)
+    secret = _by_uuid(conn, uuid)
     if secret is None:
         raise NotFound(f"libvirt secret {uuid} not found: define it first (%virsh secret-define)")
     key = get_key(cluster, name)
@@ -174,3 +171,10 @@ def set_secret_value(conn, cluster: Cluster, uuid: str, client: str = "libvirt",
     _remember_value(uuid, key)
     return Result(plan.action, True, f"set secret {uuid} to client.{name}'s key", plan,
                   value=uuid)
+
+
+def _by_uuid(conn, uuid: str):
+    """The libvirt secret of that UUID, or None."""
+    import libvirt
+    with translated(f"secret {uuid}"):
+        return find(conn.secretLookupByUUIDString, uuid, missing=libvirt.VIR_ERR_NO_SECRET)

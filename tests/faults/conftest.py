@@ -23,9 +23,8 @@ from pathlib import Path
 import pytest
 
 import rbdnb
-from rbdnb.errors import MissingTool
 from rbdnb.sandbox import Sandbox
-from tests.conftest import require_services
+from tests.conftest import start_sandbox  # noqa: F401 (the scenarios import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_TIMEOUT = 5          # the clients' timeout in these scenarios (seconds)
@@ -56,16 +55,6 @@ def record(request):
     def add(seconds: float, outcome: str, scenario: str | None = None):
         RESULTS.append((scenario or name, seconds, outcome))
     return add
-
-
-def start_sandbox(directory: Path, **kwargs) -> Sandbox:
-    box = Sandbox(directory, **kwargs)
-    try:
-        status = box.up()
-    except MissingTool as exc:
-        require_services(str(exc))
-    assert status.healthy, status.summary()
-    return box
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ import subprocess
 
 import pytest
 
-from rbdnb.errors import MissingTool
-from rbdnb.sandbox import Sandbox
-from tests.conftest import require_services
+from tests.conftest import start_sandbox
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -26,12 +24,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
-    box = Sandbox(tmp_path_factory.mktemp("sandbox"), osd_size="4G")
-    try:
-        status = box.up()
-    except MissingTool as exc:
-        require_services(str(exc))
-    assert status.healthy, status.summary()
+    box = start_sandbox(tmp_path_factory.mktemp("sandbox"), osd_size="4G")
     yield box
     box.down()
 

@@ -31,9 +31,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from conformance import runner
 from rbdnb.base.plan import Result
-from rbdnb.errors import MissingTool
-from rbdnb.sandbox import Sandbox
-from tests.conftest import require_services
+from tests.conftest import start_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = runner.load()
@@ -55,12 +53,7 @@ REFUSED = {
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    box = Sandbox(tmp_path_factory.mktemp("conformance") / "sandbox", osd_size="4G")
-    try:
-        status = box.up()
-    except MissingTool as exc:
-        require_services(str(exc))
-    assert status.healthy, status.summary()
+    box = start_sandbox(tmp_path_factory.mktemp("conformance") / "sandbox", osd_size="4G")
     env = {**os.environ, **box.env()}
     # Clone format 2 (no protection needed), as on any cluster since Mimic: the docs' lines
     # clone unprotected snapshots where they say so.
