@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 
-from .errors import RbdnbError
+from .errors import InvalidArgument, RbdnbError
 from .sandbox import DEFAULT_OSD_SIZE, STORES, Sandbox, default_dir
 
 
@@ -130,6 +130,8 @@ def _run_parser(sub) -> None:
     build.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                        metavar=("NAME", "VALUE"),
                        help="for every runbook that has it; RUNBOOK.NAME for one runbook")
+    build.add_argument("--scale", metavar="CSV", help="add a page of the cost curves from "
+                       "rbdnb bench scale --output CSV")
     _dry_run_option(build)
 
 
@@ -176,6 +178,15 @@ def _bench_parser(sub) -> None:
     cmp_.add_argument("--quick", action="store_true", help="smaller engine runs")
     cmp_.add_argument("--output", "-o", help="save the table (.csv or .parquet)")
     _dry_run_option(cmp_)
+    scl = bsub.add_parser("scale", help="rbdnb vs the rbd CLI as a pool grows to N images: "
+                                        "time, ratio and cost per image for each N")
+    scl.add_argument("--conf", help="an existing cluster's conf (default: a sandbox of its own)")
+    scl.add_argument("--sizes", default="100,1000,10000",
+                     help="the pool's sizes, comma-separated (default 100,1000,10000)")
+    scl.add_argument("--repeat", type=int, default=3, help="interleaved runs per case (3)")
+    scl.add_argument("--output", "-o", help="save the table (.csv or .parquet)")
+    scl.add_argument("--plot", help="save the cost curves (.png or .svg)")
+    _dry_run_option(scl)
 
 
 def _cmd_bench(args) -> int:
@@ -186,6 +197,30 @@ def _cmd_bench(args) -> int:
         print(f"plan: rbdnb bench compare\n  # would create {where}, run the cases "
               f"({args.repeat} interleaved runs each, {args.clones} clones) and remove it "
               f"again; a dry run starts nothing")
+        return 0
+    if args.action == "scale":
+        from .base.units import check_int
+        try:
+            sizes = [check_int(int(x), "--sizes", 1, 100000) for x in args.sizes.split(",")]
+            check_int(args.repeat, "--repeat", 1, 100)
+        except ValueError:
+            raise InvalidArgument(f"--sizes {args.sizes!r} is not valid: expected whole "
+                                  f"numbers separated by commas, e.g. 100,1000") from None
+        if _dry(args):
+            where = f"pool rbdnb-scale of {args.conf}" if args.conf else \
+                "a sandbox of its own in a temporary directory"
+            print(f"plan: rbdnb bench scale\n  # would create {where}, grow it to "
+                  f"{', '.join(map(str, sizes))} clones, time each operation against the "
+                  f"rbd CLI ({args.repeat} interleaved runs) and remove it again; a dry run "
+                  f"starts nothing")
+            return 0
+        from .sandbox.scale import format_table, plot, scale
+        df = scale(args.conf, sizes=sizes, repeat=args.repeat)
+        print(format_table(df))
+        if args.output:
+            bench.save(df, args.output)
+        if args.plot:
+            plot(df, args.plot)
         return 0
     if args.action == "compare":
         from .sandbox.compare import compare, format_table
@@ -346,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             if _dry(args):
                 params["dry_run"] = True
             from .runbooks import bundled
-            outcomes = build_docs(args.outdir, args.runbooks or bundled(), parameters=params)
+            outcomes = build_docs(args.outdir, args.runbooks or bundled(), parameters=params,
+                                  scale=args.scale)
             for o in outcomes:
                 print(f"{os.path.basename(o.notebook)}: {o.status}")
             print(f"site: {os.path.join(args.outdir, 'index.html')}")

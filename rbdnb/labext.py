@@ -4,7 +4,8 @@
   ``extensions/jupyterlab`` into ``rbdnb/labextension``, is linked into
   ``sys.prefix/share/jupyter/labextensions/@rbdnb/jupyterlab`` (where JupyterLab
   looks for prebuilt extensions);
-* the server extension ``rbdnb.server`` is enabled in
+* the server extension ``rbdnb.server`` is enabled, and jupyter-scheduler told to run
+  runbooks as ``rbdnb run`` does, in
   ``sys.prefix/etc/jupyter/jupyter_server_config.d/rbdnb.json``.
 
 Both steps are idempotent; the result says whether anything changed.
@@ -21,7 +22,9 @@ from .errors import MissingTool
 
 NAME = "@rbdnb/jupyterlab"
 BUILT = Path(__file__).resolve().parent / "labextension"
-SERVER_CONFIG = {"ServerApp": {"jpserver_extensions": {"rbdnb.server": True}}}
+# jupyter-scheduler runs runbooks as rbdnb run does (rbdnb.server.scheduler).
+SERVER_CONFIG = {"ServerApp": {"jpserver_extensions": {"rbdnb.server": True}},
+                 "SchedulerApp": {"scheduler_class": "rbdnb.server.scheduler.RunbookScheduler"}}
 
 
 def _targets(prefix: str) -> tuple[Path, Path]:

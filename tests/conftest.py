@@ -32,3 +32,14 @@ def start_sandbox(directory, **kwargs):
         require_services(str(exc))
     assert status.healthy, status.summary()
     return box
+
+
+@pytest.fixture
+def guest_dir():
+    """A directory for a guest built by root for libvirt's QEMU user: others may traverse it."""
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="rbdnb-test-guest-", dir="/var/tmp")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -27,12 +27,10 @@ from .plan import Plan, Result
 from .secret import KEY_PATTERN, redact
 
 READ, CHANGE, DESTROY, REFUSED = "read", "change", "destroy", "refused"
+_RANK = {READ: 0, CHANGE: 1, DESTROY: 2}
 _CONFIG_PREFIXES = {"rbd", "rados", "client", "ms", "mon", "osd", "debug", "log", "keyring",
                     "auth", "admin", "objecter", "librados"}
 _PERCENT = re.compile(r"(\d{1,3})% complete")
-# Shell syntax: a magic runs one program with these words, so none of this would do what it
-# does in a shell.
-_SHELL = re.compile(r"^(\||\|\||&&|;|>|>>|<|2>|2>&1|&)$|^\$\(|`")
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,17 @@ class Sub:
     progress: bool = False
     long: bool = False
     why: str = ""
+    # Options that make the line more than ``kind`` (qemu-img check -r: a change;
+    # snapshot -d: a destroy): (option, kind) pairs.
+    escalate: tuple[tuple[str, str], ...] = ()
+
+    def kind_for(self, argv: list[str]) -> str:
+        """The kind of this line: ``kind``, or more for an option in ``escalate``."""
+        kind = self.kind
+        for option, more in self.escalate:
+            if has_option(argv, option) and _RANK.get(more, 0) > _RANK.get(kind, 0):
+                kind = more
+        return kind
 
 
 @dataclass
@@ -87,9 +96,15 @@ class Tool:
                 if token in self.option_commands:  # `ceph -s`
                     key = self.option_commands[token]
                     return key, self.subs[key], index, index + 1
-                # An option of its own that takes a value, or one it does not list (a Ceph
-                # config override, --rbd-default-clone-format 1): its value comes next.
-                skip = "=" not in token and token not in self.flags
+                # An option that takes a value; one it does not list (a Ceph config override,
+                # --rbd-default-clone-format 1) too, unless a sub-command's word follows.
+                if "=" in token or token in self.flags:
+                    skip = False
+                elif token in self.valued:
+                    skip = True
+                else:
+                    nxt = argv[index + 1] if index + 1 < len(argv) else ""
+                    skip = not any(k[0] == nxt for k in (*self.subs, *self.aliases))
             else:
                 for n in range(min(longest, len(argv) - index), 0, -1):
                     words = tuple(argv[index:index + n])
@@ -123,51 +138,108 @@ class Output:
 
 @dataclass
 class Redirect:
-    """A line's redirections of one command's own input and output: ``> FILE`` (also
-    ``| tee FILE``, ``| sudo tee FILE``) and ``< FILE``."""
+    """What a line redirects of its one command: its output to a file (``> FILE``, ``>> FILE``,
+    ``| tee [-a] FILE``, ``| sudo tee FILE``), its input from one (``< FILE``)."""
 
     output: str | None = None
+    append: bool = False
     input: str | None = None
 
+    def __bool__(self) -> bool:
+        return bool(self.output or self.input)
 
-def split_redirections(argv: list[str]) -> tuple[list[str], Redirect]:
-    """``argv`` without its trailing ``> FILE``, ``| [sudo] tee [-a] FILE`` and ``< FILE``,
-    and what they name. Anything else shell-like stays in argv (and :func:`check_line`
-    refuses it)."""
-    words, redirect = list(argv), Redirect()
-    changed = True
-    while changed:
-        changed = False
-        if len(words) >= 2 and words[-2] in (">", "<") and not _SHELL.search(words[-1]):
-            if words[-2] == ">":
-                redirect.output = words[-1]
-            else:
-                redirect.input = words[-1]
-            words = words[:-2]
-            changed = True
+
+_OPERATOR_CHARS = "|&;<>"
+
+
+def split_shell(line: str) -> list[tuple[str, bool]]:
+    """A command line's words as a POSIX shell splits them, each with whether it is an
+    operator (``|``, ``>``, ``2>``, ``&&``, ``;``, ``$(``, a backquote...) -- only when not
+    quoted: ``image-meta set IMG '>' v`` has no redirection. Raises InvalidArgument for an
+    unclosed quote."""
+    tokens: list[tuple[str, bool]] = []
+    word, quoted, i = "", False, 0
+
+    def flush():
+        nonlocal word, quoted
+        if word or quoted:
+            tokens.append((word, False))
+        word, quoted = "", False
+
+    while i < len(line):
+        ch = line[i]
+        if ch in " \t\n":
+            flush()
+        elif ch == "\\" and i + 1 < len(line):
+            word += line[i + 1]
+            i += 1
+        elif ch in "'\"":
+            end = line.find(ch, i + 1)
+            while ch == '"' and end > 0 and line[end - 1] == "\\":
+                end = line.find(ch, end + 1)
+            if end < 0:
+                raise InvalidArgument("the line has a quote that is not closed")
+            text = line[i + 1:end]
+            word += text.replace('\\"', '"') if ch == '"' else text
+            quoted = True
+            i = end
+        elif ch in _OPERATOR_CHARS or (ch == "$" and line[i + 1:i + 2] == "(") or ch == "`":
+            lead = word if word.isdigit() and ch in "<>" and not quoted else ""  # 2>
+            if lead:
+                word = ""
+            flush()
+            op = line[i:i + 2] if line[i:i + 2] in ("||", "&&", ">>", "$(", "&>", "2>") \
+                else ch
+            tokens.append((lead + op, True))
+            i += len(op) - 1
+        else:
+            word += ch
+        i += 1
+    flush()
+    return tokens
+
+
+def parse_line(tool: str, line: str) -> tuple[list[str], Redirect]:
+    """A magic's line -> (the command's words, its redirections). Only redirections of the
+    one command's output or input are read; any other shell syntax -- a pipe into another
+    program, ``&&``, ``;``, ``2>``, ``$(...)`` -- is refused in one line."""
+    tokens = split_shell(line)
+    redirect = Redirect()
+    while tokens:
+        texts = [t for t, _ in tokens]
+        if len(tokens) >= 2 and tokens[-2][1] and texts[-2] in (">", ">>", "<") \
+                and not tokens[-1][1]:
+            if texts[-2] == "<":
+                redirect.input = texts[-1]
+            elif redirect.output is None:
+                redirect.output, redirect.append = texts[-1], texts[-2] == ">>"
+            tokens = tokens[:-2]
             continue
-        if "|" in words:
-            cut = len(words) - 1 - words[::-1].index("|")
-            tail = words[cut + 1:]
-            if tail[:1] == ["sudo"]:
-                tail = tail[1:]
-            if tail[:1] == ["tee"]:
-                tail = [t for t in tail[1:] if t not in ("-a", "--append")]
-                if len(tail) == 1 and not _SHELL.search(tail[0]):
-                    redirect.output = tail[0]
-                    words = words[:cut]
-                    changed = True
-    return words, redirect
+        pipes = [i for i, (t, op) in enumerate(tokens) if op and t == "|"]
+        if pipes and redirect.output is None:
+            tail = [t for t, op in tokens[pipes[-1] + 1:] if not op]
+            if len(tail) == len(tokens) - pipes[-1] - 1:  # no operator after the pipe
+                if tail[:1] == ["sudo"]:
+                    tail = tail[1:]
+                append = bool({"-a", "--append"} & set(tail))
+                tail = [t for t in tail if t not in ("-a", "--append")]
+                if len(tail) == 2 and tail[0] == "tee":
+                    redirect.output, redirect.append = tail[1], append
+                    tokens = tokens[:pipes[-1]]
+                    continue
+        break
+    for text, op in tokens:
+        if op:
+            raise InvalidArgument(
+                f"{tool}: {text!r} is shell syntax, and a magic runs one command, not a shell: "
+                f"it takes > FILE, | tee FILE and < FILE for the command's own output and "
+                f"input; run the rest as commands of their own, or in Python")
+    return [t for t, _ in tokens], redirect
 
 
 def check_line(tool: str, argv: list[str]) -> None:
-    """Refuse what must never run: shell syntax, a cephx key among the words."""
+    """Refuse a cephx key among the words: it would show in the notebook and in ``ps``."""
     for token in argv:
-        if _SHELL.search(token):
-            raise InvalidArgument(
-                f"{tool}: {token!r} is shell syntax, and a magic runs one command, not a shell: "
-                f"write the output to a file with the command's own option (-o FILE where it "
-                f"has one) or use Python for the rest")
         if KEY_PATTERN.search(token):
             raise InvalidArgument(
                 f"{tool}: that line holds a cephx key, which would show in the notebook and in "
@@ -178,19 +250,23 @@ def run(tool: Tool, argv: list[str], program: list[str], *, shown: list[str] | N
         confirm: bool = False, dry_run: bool = False, timeout: float = 60,
         env: dict[str, str] | None = None,
         progress: Callable[[int, int], None] | None = None,
-        output_file: str | None = None, input_file: str | None = None) -> Result | Plan | Output:
+        redirect: Redirect | None = None,
+        writes: tuple[str, str] | None = None) -> Result | Plan | Output:
     """Run ``program`` (the full argument list, connection included) for the line ``argv``.
 
-    ``shown`` is the command line for plans and messages (``program`` by default).
-    READ commands run even on a dry run; a CHANGE returns its :class:`Plan` on a dry run; a
-    DESTROY needs ``confirm``. The result: an :class:`Output` for a READ, a :class:`Result`
-    (whose ``value`` is the :class:`Output`) for the others. With ``output_file``, what the
-    program prints is written there, mode 0600, and not shown (a keyring, a key); with
-    ``input_file`` the program reads that file as its input.
-    Raises InvalidArgument for an unknown or refused sub-command, ConfirmationRequired,
-    Timeout (a program that ran past ``timeout``, unless the sub-command is long),
-    CommandFailed with the program's own error line.
+    ``shown`` is the command line for plans and messages (``program`` by default). A READ
+    runs even on a dry run -- unless it writes a file; a CHANGE returns its :class:`Plan` on
+    a dry run; a DESTROY needs ``confirm``. The result: an :class:`Output` for a READ, a
+    :class:`Result` (whose ``value`` is the :class:`Output`) for the others.
+    ``redirect``: the program's output goes to a file (mode 0600, replaced only once the
+    program succeeded; appended to for ``>>``/``tee -a``) and is not shown; its input comes
+    from one. ``writes``: (a temporary path the program was told to write, the file the line
+    names), for a tool's own ``-o FILE``: made 0600 first, renamed on success.
+    Raises InvalidArgument for an unknown or refused sub-command or a file that cannot be
+    used, ConfirmationRequired, Timeout (a program that ran past ``timeout``, unless the
+    sub-command is long), CommandFailed with the program's own error line.
     """
+    redirect = redirect or Redirect()
     found = tool.find(argv)
     if found is None:
         check_line(tool.name, argv)
@@ -200,34 +276,38 @@ def run(tool: Tool, argv: list[str], program: list[str], *, shown: list[str] | N
     if sub.kind == REFUSED:
         raise InvalidArgument(f"{what}: {sub.why}")
     check_line(what, argv)
+    kind = sub.kind_for(argv)
+    target = redirect.output or (writes[1] if writes else None)
     shown = list(shown or program)
-    if input_file:
-        shown += ["<", input_file]
-    if output_file:
-        shown += [">", output_file]
+    if redirect.input:
+        shown += ["<", redirect.input]
+    if redirect.output:
+        shown += [">>" if redirect.append else ">", redirect.output]
     plan = Plan(what).add(*shown)
-    if output_file:
-        plan.note(f"output written to {output_file} (mode 0600), not shown")
-    if sub.kind == DESTROY:
+    if target:
+        plan.note(f"output written to {target} (mode 0600), not shown")
+    if kind == DESTROY:
         plan.note("destructive: needs confirmation")
-    if sub.kind != READ and dry_run:
+    if dry_run and (kind != READ or target):
         return plan
-    if sub.kind == DESTROY:
+    if kind == DESTROY:
         require_confirmation(confirm, f"{what} destroys data")
-    if input_file and not os.path.isfile(input_file):
-        raise InvalidArgument(f"{what}: < {input_file}: no such file")
-    text = _execute(program, what, sub, timeout, env, progress, output_file, input_file)
-    if output_file:
-        text = f"wrote {output_file} (mode 0600)"
+    if redirect.input and not os.path.isfile(redirect.input):
+        raise InvalidArgument(f"{what}: < {redirect.input}: no such file")
+    if target and os.path.isdir(target):
+        raise InvalidArgument(f"{what}: {target}: cannot write it (a directory)")
+    text = _execute(program, what, sub, timeout, env, progress, redirect, writes)
+    if target:
+        text = text if text.strip() else f"wrote {target} (mode 0600)"
     out = Output(shown, redact(text))
-    if sub.kind == READ:
+    if kind == READ:
         return out
     first = next((ln.strip() for ln in out.text.splitlines() if ln.strip()), "done")
     return Result(what, True, first, plan, value=out)
 
 
-def _execute(program, what, sub: Sub, timeout, env, progress, output_file=None,
-             input_file=None) -> str:
+def _execute(program, what, sub: Sub, timeout, env, progress, redirect: Redirect,
+             writes) -> str:
     def tick(state: _proc.Watched) -> None:
         if not sub.long and state.elapsed > timeout:
             raise _timeout(what, timeout)
@@ -235,15 +315,37 @@ def _execute(program, what, sub: Sub, timeout, env, progress, output_file=None,
             found = _PERCENT.findall(state.fresh_errors.decode(errors="replace"))
             if found:
                 progress(min(100, int(found[-1])), 100)
+
+    failed = None
     with contextlib.ExitStack() as files:
-        out = files.enter_context(private_file(output_file)) if output_file else None
-        given = files.enter_context(open(input_file, "rb")) if input_file else None
+        out = tmp_out = None
+        if redirect.output and redirect.append:
+            out = files.enter_context(_open_private(redirect.output, append=True))
+        elif redirect.output:
+            tmp_out = temporary(redirect.output)
+            out = files.enter_context(_open_private(tmp_out))
+        if writes:
+            _open_private(writes[0]).close()
+        given = files.enter_context(_open_input(redirect.input)) if redirect.input else None
         try:
             stdout, _ = _proc.watch(program, tick, env=env, interval=0.1, what=what,
                                     stdin=given, stdout=out)
         except CommandFailed as exc:
-            raise CommandFailed(redact(str(exc)), argv=[], returncode=exc.returncode,
-                                stderr=redact(exc.stderr)) from None
+            failed = CommandFailed(redact(str(exc)), argv=[], returncode=exc.returncode,
+                                   stderr=redact(exc.stderr))
+        except BaseException:
+            _discard(tmp_out, writes)
+            raise
+    if failed is not None:  # raised here, so that the unredacted error is not its context
+        _discard(tmp_out, writes)
+        raise failed
+    for tmp, final in ((tmp_out, redirect.output), writes or (None, None)):
+        if tmp:
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                _discard(tmp, None)
+                raise InvalidArgument(f"{final}: cannot write it ({exc.strerror})") from None
     if progress:
         progress(100, 100)
     return stdout
@@ -254,15 +356,44 @@ def _timeout(what: str, timeout: float):
     return Timeout(f"{what} did not finish within {timeout:g} s")
 
 
-def private_file(path: str):
-    """``path`` opened for writing, emptied, mode 0600 (also when it existed with a wider
-    mode): what a command prints may be a keyring or a key."""
+def temporary(path: str) -> str:
+    """A name beside ``path`` to write first (renamed to ``path`` on success)."""
+    head, tail = os.path.split(os.path.abspath(path))
+    return os.path.join(head, f".{tail}.rbdnb-{os.getpid()}")
+
+
+def _discard(tmp: str | None, writes) -> None:
+    for path in (tmp, writes[0] if writes else None):
+        if path:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _open_private(path: str, *, append: bool = False):
+    """``path`` opened for writing with mode 0600 (also when it existed with a wider mode):
+    what a command prints may be a keyring or a key. InvalidArgument when it cannot be."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise InvalidArgument(f"{path}: directory {directory} does not exist")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "wb")
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        fd = os.open(path, flags, 0o600)
+        os.fchmod(fd, 0o600)
+    except OSError as exc:
+        raise InvalidArgument(f"{path}: cannot write it ({exc.strerror})") from None
+    return os.fdopen(fd, "ab" if append else "wb")
+
+
+def private_file(path: str):
+    """``path`` opened for writing, emptied, mode 0600 (see :func:`_open_private`)."""
+    return _open_private(path)
+
+
+def _open_input(path: str):
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InvalidArgument(f"< {path}: cannot read it ({exc.strerror})") from None
 
 
 def take_option(argv: list[str], *names: str) -> tuple[list[str], str | None]:

@@ -78,3 +78,17 @@ class Result:
         if self.plan.lines:
             text += "\n\n```sh\n" + "\n".join(self.plan.shown_lines()) + "\n```"
         return text
+
+
+def merged(action: str, *steps: "Result | Plan") -> "Result | Plan":
+    """Steps done as one (a user and its keyring file): one plan, or one result that changed
+    if any step did. Dry runs give plans only, so any plan makes the whole a plan."""
+    plans = [s if isinstance(s, Plan) else s.plan for s in steps]
+    plan = Plan(action, [c for p in plans for c in p.commands], [n for p in plans for n in p.notes])
+    if any(isinstance(s, Plan) for s in steps):
+        return plan
+    changed = [s for s in steps if s.changed]
+    message = "; ".join(s.message for s in (changed or steps[:1]))
+    if not changed:
+        message = "unchanged: " + "; ".join(s.message.removeprefix("unchanged: ") for s in steps)
+    return Result(action, bool(changed), message, plan, value=steps[0].value)

@@ -1,4 +1,5 @@
-"""What every front end shares: the default for ``dry_run``.
+"""What every front end shares: the default for ``dry_run``, and the runbook (if one is
+running in this kernel) that records each result as a step.
 
 The core takes ``dry_run`` explicitly on every mutating call; the front ends (magics,
 forms, the ``rbdnb`` CLI) fill it in from a flag when the user gives one, else from
@@ -19,6 +20,9 @@ class Settings:
         self._dry_run = os.environ.get("RBDNB_DRY_RUN", "").strip().lower() in ("1", "true",
                                                                                 "yes")
         self._listeners: list = []
+        # A runbook running in this kernel: each result a front end produces is given to it
+        # (shown once and recorded as one of the runbook's steps).
+        self.recorder = None
 
     @property
     def dry_run(self) -> bool:
@@ -39,6 +43,14 @@ class Settings:
         A bound method is held weakly: a form that is gone is forgotten."""
         self._listeners.append(weakref.WeakMethod(listener) if inspect.ismethod(listener)
                                else (lambda listener=listener: listener))
+
+    def record(self, result) -> bool:
+        """Give a result (a Result or Plan) to the runbook running here, if any; whether it
+        took it (and showed it)."""
+        if self.recorder is None:
+            return False
+        self.recorder(result)
+        return True
 
     def resolve_dry_run(self, flag: bool | None) -> bool:
         """A flag the user gave wins; without one, the shared default applies."""

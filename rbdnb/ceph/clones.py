@@ -305,6 +305,32 @@ def clone_many(cluster: Cluster, parent: str | ImageSpec, names, count: int | No
                                   mask, progress, plan)
 
 
+OBJECTS_PER_CLONE = 2  # rbd_id.NAME and rbd_header.ID; with object-map, rbd_object_map.ID too
+
+
+def _check_room(cluster: Cluster, todo: list[ImageSpec], mask: int | None) -> None:
+    """Refuse, before the first clone, a count that a pool's object quota cannot hold."""
+    if not todo:
+        return
+    quotas = {p["pool_name"]: p.get("quota_max_objects", 0) for p in cluster.osd_dump()["pools"]}
+    wanted: dict[str, int] = {}
+    for child in todo:
+        wanted[child.pool] = wanted.get(child.pool, 0) + 1
+    if not any(quotas.get(pool) for pool in wanted):
+        return
+    df = cluster.mon_command({"prefix": "df"}, "cluster usage")
+    used = {p["name"]: p["stats"]["objects"] for p in df["pools"]}
+    per = OBJECTS_PER_CLONE + (1 if mask is None or mask & 8 else 0)  # 8: object-map
+    for pool, count in sorted(wanted.items()):
+        quota = quotas.get(pool) or 0
+        if quota and used.get(pool, 0) + count * per > quota:
+            room = max(0, quota - used.get(pool, 0)) // per
+            raise ClusterFull(f"pool {pool} can hold about {room} more clones, not {count}: its "
+                              f"quota is {quota} objects, {used.get(pool, 0)} used, each clone "
+                              f"needs {per}; raise it (ceph osd pool set-quota {pool} "
+                              f"max_objects N) or make fewer")
+
+
 def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, mask, progress,
                        plan):
     import pandas as pd
@@ -336,6 +362,8 @@ def _clone_many_locked(cluster, parent, children, exist_ok, concurrency, stall, 
 
     for pool in sorted({c.pool for c in todo}):
         cluster.check_writable(pool)
+    remade = {child for child, _ in half_made}  # their objects are there already
+    _check_room(cluster, [c for c in todo if c not in remade], mask)
     protected = _ensure_protected(cluster, parent)
     _record_intents(cluster, parent, todo)
     repair_deadline = time.monotonic() + stall + 10
@@ -529,14 +557,55 @@ def _copy_missing_objects(cluster: Cluster, spec: ImageSpec, image, on_progress)
 
 
 def children(cluster: Cluster, parent: str | ImageSpec):
-    """``rbd children pool/image@snap``: the clones of a snapshot, as a DataFrame."""
+    """``rbd children pool/image@snap``: the clones of a snapshot, as a DataFrame.
+
+    Read as librbd keeps them, without a lookup per clone: clone v1's ``rbd_children``
+    object of each pool (one call each), clone v2's list in the parent's header, and the
+    clones' names from each pool's directory (one read). A clone in the trash is not
+    listed, as ``rbd children`` without ``--all``. If any of it is in an encoding rbdnb
+    does not read, librbd lists them.
+    """
     import pandas as pd
+    from . import headers
     parent = parse_spec(parent, snap="required")
     with open_image(cluster, parent.at(None), read_only=True) as image:
         with translated(f"snapshot {parent}"):
-            kids = children_of(image, parent.snap)
-    rows = []
-    for kid in kids:
-        spec = parse_spec(kid)
-        rows.append({"pool": spec.pool, "namespace": spec.namespace, "image": spec.image})
+            parent_id = image.id()
+            snap_id = next((s["id"] for s in image.list_snaps() if s["name"] == parent.snap),
+                           None)
+            if snap_id is None:
+                raise SnapshotNotFound(f"snapshot {parent} not found")
+            try:
+                kids = _children_read(cluster, parent, parent_id, snap_id)
+            except headers.Undecodable:
+                kids = [parse_spec(k) for k in children_of(image, parent.snap)]
+    rows = [{"pool": k.pool, "namespace": k.namespace, "image": k.image} for k in kids]
     return pd.DataFrame(rows, columns=["pool", "namespace", "image"])
+
+
+def _children_read(cluster: Cluster, parent: ImageSpec, parent_id: str,
+                   snap_id: int) -> list[ImageSpec]:
+    import rbd
+    from . import headers
+    rados = cluster.rados
+    parent_pool = rados.pool_lookup(parent.pool)
+    found: list[tuple[str, str, str]] = []  # pool, namespace, image id
+    with cluster.ioctx(parent.pool, parent.namespace) as ioctx:
+        for pool_id, namespace, image_id in headers.v2_child_specs(ioctx, parent_id, snap_id):
+            found.append((rados.pool_reverse_lookup(pool_id), namespace, image_id))
+    if not parent.namespace:  # clone v1 has no namespaces
+        for pool in rados.list_pools():
+            with cluster.ioctx(pool) as ioctx:
+                found += [(pool, "", i) for i in
+                          headers.v1_child_ids(ioctx, parent_pool, parent_id, snap_id)]
+    names: dict[tuple[str, str], dict[str, str]] = {}
+    kids = []
+    for pool, namespace, image_id in found:
+        if (pool, namespace) not in names:
+            with cluster.ioctx(pool, namespace) as ioctx:
+                names[(pool, namespace)] = {e["id"]: e["name"]
+                                            for e in rbd.RBD().list2(ioctx)}
+        name = names[(pool, namespace)].get(image_id)
+        if name is not None:  # not in the directory: in the trash, or being removed
+            kids.append(ImageSpec(pool, name, namespace))
+    return sorted(kids, key=lambda k: (k.pool, k.namespace, k.image))

@@ -7,6 +7,7 @@ Mirrors ``rbd create``, ``rbd resize``, ``rbd info``, ``rbd ls -l``, ``rbd rm``,
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from .translate import translated
@@ -16,7 +17,7 @@ from ..errors import (ConfirmationRequired, Conflict, ImageBusy, ImageExists, Im
                      require_confirmation)
 from ..base.plan import Plan, Result
 from ..base.specs import ImageSpec, check_name, object_size_order, parse_spec
-from ..base.units import format_size, parse_size
+from ..base.units import check_int, format_size, parse_size
 
 FEATURES = {"layering": 1, "striping": 2, "exclusive-lock": 4, "object-map": 8,
             "fast-diff": 16, "deep-flatten": 32, "journaling": 64, "data-pool": 128,
@@ -25,6 +26,7 @@ FEATURES = {"layering": 1, "striping": 2, "exclusive-lock": 4, "object-map": 8,
 SETTABLE_FEATURES = ("layering", "exclusive-lock", "object-map", "fast-diff", "deep-flatten",
                      "journaling")
 MAX_IMAGE_SIZE = 2**63 - 1
+Progress = Callable[[int, int], None]
 
 
 def feature_names(mask: int) -> list[str]:
@@ -156,29 +158,116 @@ def image_info(cluster: Cluster, spec: str | ImageSpec) -> ImageInfo:
             return _info_of(image, spec)
 
 
-def list_images(cluster: Cluster, pool: str = "rbd", namespace: str = ""):
-    """``rbd ls -l``: the images of a pool as a DataFrame."""
+LIST_CONCURRENCY = 16  # header reads in flight
+
+
+def list_images(cluster: Cluster, pool: str = "rbd", namespace: str = "", *,
+                concurrency: int = LIST_CONCURRENCY, progress: Progress | None = None):
+    """``rbd ls -l``: the images of a pool as a DataFrame, sorted by name.
+
+    Each image's row comes from one read of its header (:mod:`rbdnb.ceph.headers`), not
+    from opening it; ``concurrency`` reads are in flight at a time on the one connection,
+    and ``progress(done, total)`` is called as they come in. An image whose header is not
+    in an encoding rbdnb reads is opened as ``rbd ls -l`` does. An image removed while
+    the pool is read is left out, and named in the frame's ``attrs["skipped"]``.
+    """
     import pandas as pd
     import rbd
+    from concurrent.futures import ThreadPoolExecutor
     check_name(pool, "pool")
-    rows = []
+    check_int(concurrency, "concurrency", 1, 256)
+    columns = ["name", "size", "parent", "format", "snapshots", "protected_snapshots",
+               "features"]
     with cluster.ioctx(pool, namespace) as ioctx:
         with translated(f"pool {pool}"):
-            names = sorted(rbd.RBD().list(ioctx))
-        for name in names:
-            spec = ImageSpec(pool, name, namespace)
-            try:
-                with translated(f"image {spec}", not_found=ImageNotFound):
-                    with rbd.Image(ioctx, name, read_only=True) as image:
-                        info = _info_of(image, spec)
-            except ImageNotFound:
-                continue  # removed while we listed
-            rows.append({"name": name, "size": info.size, "parent": info.parent,
-                         "format": info.format, "snapshots": info.snapshot_count,
-                         "protected_snapshots": ",".join(info.protected_snapshots),
-                         "features": ",".join(info.features)})
-    return pd.DataFrame(rows, columns=["name", "size", "parent", "format", "snapshots",
-                                       "protected_snapshots", "features"])
+            entries = sorted(rbd.RBD().list2(ioctx), key=lambda e: e["name"])
+        lister = _HeaderLister(cluster, ioctx, pool, namespace, entries)
+        rows = []
+        with ThreadPoolExecutor(max(1, min(concurrency, len(entries))),
+                                thread_name_prefix="rbdnb-ls") as workers:
+            # map keeps the names' order; the first error (not a vanished image) is raised
+            # here, and the executor's exit waits for the reads still in flight.
+            for done, r in enumerate(workers.map(lister.row, entries), 1):
+                rows.append(r)
+                if progress is not None:
+                    progress(done, len(entries))
+    df = pd.DataFrame([r for r in rows if r is not None], columns=columns)
+    df.attrs["skipped"] = [e["name"] for e, r in zip(entries, rows) if r is None]
+    return df
+
+
+class _HeaderLister:
+    """The rows of one pool's listing, each from its image's header (librbd's open for a
+    header it cannot read); the names of parents looked up once per listing."""
+
+    def __init__(self, cluster: Cluster, ioctx, pool: str, namespace: str, entries):
+        import threading
+        self.cluster, self.ioctx, self.pool, self.namespace = cluster, ioctx, pool, namespace
+        self.pool_id = cluster.rados.pool_lookup(pool)
+        self.headers: dict[str, object] = {}  # image id -> Header, as they are read
+        self.names = {(self.pool_id, namespace): {e["id"]: e["name"] for e in entries}}
+        self.lock = threading.Lock()
+
+    def row(self, entry) -> dict | None:
+        from . import headers
+        import rados
+        spec = ImageSpec(self.pool, entry["name"], self.namespace)
+        try:
+            if not entry.get("id"):
+                raise headers.Undecodable("format 1")
+            with translated(f"image {spec}", not_found=ImageNotFound):
+                header = headers.read_header(self.ioctx, entry["id"])
+                with self.lock:
+                    self.headers[entry["id"]] = header
+                parent = self._parent_spec(header.parent) if header.parent else None
+        except (headers.Undecodable, ImageNotFound, rados.ObjectNotFound):
+            return self._opened_row(spec)
+        snaps = header.user_snaps
+        return {"name": spec.image, "size": header.size, "parent": parent, "format": 2,
+                "snapshots": len(snaps),
+                "protected_snapshots": ",".join(s.name for s in snaps if s.protected),
+                "features": ",".join(feature_names(header.features))}
+
+    def _parent_spec(self, parent) -> str:
+        """``pool[/ns]/image@snap`` of a header's parent; Undecodable when it is not in a
+        directory (a parent in the trash: librbd's open says where it is)."""
+        import rbd
+        from . import headers
+        pool_id, namespace, image_id, snap_id = parent
+        with self.lock:
+            names = self.names.get((pool_id, namespace))
+        pool = self.cluster.rados.pool_reverse_lookup(pool_id)
+        if names is None:
+            with self.cluster.ioctx(pool, namespace) as other:
+                names = {e["id"]: e["name"] for e in rbd.RBD().list2(other)}
+            with self.lock:
+                self.names[(pool_id, namespace)] = names
+        if image_id not in names:
+            raise headers.Undecodable("parent not in the directory")
+        with self.lock:
+            header = self.headers.get(image_id)
+        if header is None or not any(s.id == snap_id for s in header.snaps):
+            with self.cluster.ioctx(pool, namespace) as other:
+                header = headers.read_header(other, image_id)
+            with self.lock:
+                self.headers[image_id] = header
+        snap = next((s.name for s in header.snaps if s.id == snap_id), None)
+        if snap is None:
+            raise headers.Undecodable("parent snapshot not in its header")
+        return ImageSpec(pool, names[image_id], namespace).image_path + f"@{snap}"
+
+    def _opened_row(self, spec: ImageSpec) -> dict | None:
+        import rbd
+        try:
+            with translated(f"image {spec}", not_found=ImageNotFound):
+                with rbd.Image(self.ioctx, spec.image, read_only=True) as image:
+                    info = _info_of(image, spec)
+        except ImageNotFound:
+            return None  # removed while we listed
+        return {"name": spec.image, "size": info.size, "parent": info.parent,
+                "format": info.format, "snapshots": info.snapshot_count,
+                "protected_snapshots": ",".join(info.protected_snapshots),
+                "features": ",".join(info.features)}
 
 
 def image_names(cluster: Cluster, pool: str = "rbd", namespace: str = "") -> list[str]:

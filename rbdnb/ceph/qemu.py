@@ -16,7 +16,7 @@ import time
 from typing import Callable
 
 from ..base import proc as _proc
-from ..errors import CommandFailed, InvalidArgument, Timeout
+from ..errors import CommandFailed, InvalidArgument, NotFound, Timeout
 from ..base.plan import Plan, Result
 from ..base.specs import ImageSpec, parse_spec
 from ..base.units import format_size, parse_size
@@ -99,7 +99,18 @@ def _check_format(fmt: str | None, what: str) -> None:
 
 
 def info(target, cluster=None, *, timeout: float = 60) -> dict:
-    """``qemu-img info --output=json``: virtual-size, format, actual-size, ..."""
+    """``qemu-img info --output=json``: virtual-size, format, actual-size, ...
+
+    What is not there is a typed error naming it (ImageNotFound, PoolNotFound, NotFound for
+    a file), as librbd or the file system says, not qemu-img's last line."""
+    text = str(target)
+    if isinstance(target, ImageSpec) or is_rbd(text):
+        # (an rbd: name with its own conf= is another cluster's: qemu-img asks it)
+        if cluster is not None and ":conf=" not in text:
+            from .images import image_info
+            image_info(cluster, target if isinstance(target, ImageSpec) else split_rbd(text)[0])
+    elif not re.match(r"[a-z][a-z0-9+.-]*:", text) and not os.path.exists(text):
+        raise NotFound(f"{target}: no such file")  # a local path (not nbd:, json:, ...)
     argv = ["qemu-img", "info", "--output=json", _target(target, cluster)]
     proc = _proc.run(argv, timeout=timeout, what=f"qemu-img info {_name(target)}")
     return json.loads(proc.stdout)
@@ -109,15 +120,43 @@ def _name(target) -> str:
     return str(target) if not is_rbd(str(target)) else "rbd:" + split_rbd(str(target))[0]
 
 
-def create(target, size, cluster=None, *, fmt: str = "raw", dry_run: bool = False,
-           timeout: float = 120) -> Result | Plan:
-    """``qemu-img create -f FMT TARGET SIZE``."""
+def current_size(target, cluster=None, *, timeout: float = 60) -> int | None:
+    """The virtual size of what a target names, or None if there is nothing there (an RBD
+    image is looked up with librbd -- not known without a cluster: None --; a file is asked
+    of qemu-img)."""
+    if is_rbd(str(target)) or isinstance(target, ImageSpec):
+        from .images import image_info
+        if cluster is None:
+            return None
+        spec = target if isinstance(target, ImageSpec) else split_rbd(target)[0]
+        try:
+            return image_info(cluster, spec).size
+        except NotFound:
+            return None
+    if not os.path.exists(os.fspath(target)):
+        return None
+    return int(info(target, cluster, timeout=timeout)["virtual-size"])
+
+
+def create(target, size, cluster=None, *, fmt: str = "raw", exist_ok: bool = False,
+           dry_run: bool = False, timeout: float = 120) -> Result | Plan:
+    """``qemu-img create -f FMT TARGET SIZE``. With ``exist_ok``, a target that exists is left
+    as it is ("unchanged", its size said when it differs: a runbook creates 1G, then grows
+    it); without, qemu-img itself overwrites a file and fails on an RBD image."""
     _check_format(fmt, "format")
     nbytes = parse_size(size, what="size")
     argv = ["qemu-img", "create", "-f", fmt, _target(target, cluster), str(nbytes)]
     plan = Plan(f"qemu-img create {_name(target)}").add(*display_argv(argv))
     if dry_run:
         return plan
+    if exist_ok:
+        found = current_size(target, cluster, timeout=timeout)
+        if found == nbytes:
+            return Result(plan.action, False, f"unchanged: exists, {format_size(nbytes)}",
+                          plan)
+        if found is not None:  # e.g. grown since (the guide creates 1G, then resizes)
+            return Result(plan.action, False, f"unchanged: exists, {format_size(found)} "
+                          f"(not {format_size(nbytes)}): left as it is", plan)
     _proc.run(argv, timeout=timeout, what=f"qemu-img create {_name(target)}")
     return Result(plan.action, True, f"created, {format_size(nbytes)}", plan)
 
@@ -136,6 +175,8 @@ def resize(target, size, cluster=None, *, shrink: bool = False, dry_run: bool = 
     plan = Plan(f"qemu-img resize {_name(target)}").add(*display_argv(argv))
     if dry_run:
         return plan
+    if current_size(target, cluster, timeout=timeout) == nbytes:
+        return Result(plan.action, False, f"unchanged: already {format_size(nbytes)}", plan)
     _proc.run(argv, timeout=timeout, what=f"qemu-img resize {_name(target)}")
     return Result(plan.action, True, f"resized to {format_size(nbytes)}", plan)
 
@@ -222,13 +263,16 @@ def convert(source, dest, cluster=None, *, source_format: str | None = None,
 
 # -- the rest of qemu-img, run as it is (rbdnb.base.passthrough) --------------------------------
 def _qemu_tool():
-    from ..base.passthrough import CHANGE, READ, Sub, Tool
-    subs = {("info",): Sub(READ), ("check",): Sub(READ, long=True),
+    from ..base.passthrough import CHANGE, DESTROY, READ, Sub, Tool
+    subs = {("info",): Sub(READ), ("check",): Sub(READ, long=True, escalate=(("-r", CHANGE),)),
             ("compare",): Sub(READ, long=True), ("map",): Sub(READ), ("measure",): Sub(READ),
             ("create",): Sub(CHANGE), ("resize",): Sub(CHANGE), ("amend",): Sub(CHANGE),
-            ("convert",): Sub(CHANGE, long=True), ("dd",): Sub(CHANGE, long=True),
-            ("commit",): Sub(CHANGE, long=True), ("rebase",): Sub(CHANGE, long=True),
-            ("bitmap",): Sub(CHANGE), ("snapshot",): Sub(CHANGE), ("bench",): Sub(CHANGE, long=True)}
+            ("convert",): Sub(CHANGE, long=True, escalate=(("-n", DESTROY),)),
+            ("dd",): Sub(DESTROY, long=True), ("commit",): Sub(DESTROY, long=True),
+            ("rebase",): Sub(CHANGE, long=True), ("bitmap",): Sub(CHANGE),
+            ("snapshot",): Sub(READ, escalate=(("-c", CHANGE), ("-a", DESTROY),
+                                               ("-d", DESTROY))),
+            ("bench",): Sub(READ, long=True, escalate=(("-w", DESTROY),))}
     valued = frozenset("-f -F -O -o -b -B -l -s -S -t -T -c -a -d -m --object --image-opts "
                        "--output".split())
     return Tool("qemu-img", subs, {}, valued)
@@ -238,27 +282,24 @@ QEMU_IMG_TOOL = _qemu_tool()
 _JSON_OUTPUT = {("info",), ("check",), ("map",), ("measure",)}
 
 
-def run_qemu_img(argv: list[str], cluster=None, *, dry_run: bool = False):
+def run_qemu_img(argv: list[str], cluster=None, *, confirm: bool = False,
+                 dry_run: bool = False, redirect=None):
     """Run ``qemu-img ARGV`` as it is, every ``rbd:`` name given the cluster's connection
     (conf, id, keyring path -- never a key -- and timeouts). ``info``, ``check``, ``map`` and
     ``measure`` give qemu-img's JSON, parsed, unless the line chose ``--output``;
-    ``snapshot -l`` only reads. Raises InvalidArgument, Timeout, CommandFailed."""
+    ``snapshot -l`` and ``check`` only read (``check -r`` repairs: a change; ``snapshot
+    -a/-d``, ``dd``, ``commit``, ``convert -n`` and ``bench -w`` overwrite data: they need
+    ``confirm``). Raises InvalidArgument, ConfirmationRequired, Timeout, CommandFailed."""
     from ..base import passthrough
-    from ..base.passthrough import READ, Sub
-    argv, redirect = passthrough.split_redirections(argv)
     found = QEMU_IMG_TOOL.find(argv)
-    program = ["qemu-img", *[_target(a, cluster) if is_rbd(a) else a for a in argv]]
+    words = [_target(a, cluster) if is_rbd(a) else a for a in argv]
     wants_json = found is not None and found[0] in _JSON_OUTPUT and \
         not any(a.startswith("--output") for a in argv)
     if wants_json:
-        program.insert(2, "--output=json")
-    tool = QEMU_IMG_TOOL
-    if found is not None and found[0] == ("snapshot",) and "-l" in argv and \
-            not {"-c", "-d", "-a"} & set(argv):
-        tool = passthrough.Tool(tool.name, {("snapshot",): Sub(READ)}, {}, tool.valued)
-    result = passthrough.run(tool, argv, program, shown=display_argv(program),
-                             dry_run=dry_run, timeout=120, output_file=redirect.output,
-                             input_file=redirect.input)
+        words.insert(found[3], "--output=json")  # right after the sub-command
+    program = ["qemu-img", *words]
+    result = passthrough.run(QEMU_IMG_TOOL, argv, program, shown=display_argv(program),
+                             confirm=confirm, dry_run=dry_run, timeout=120, redirect=redirect)
     out = result if isinstance(result, passthrough.Output) else getattr(result, "value", None)
     if wants_json and isinstance(out, passthrough.Output) and out.text.strip():
         try:

@@ -19,7 +19,7 @@ import os
 from typing import Callable
 
 from ..base import passthrough
-from ..base.passthrough import READ, REFUSED, Output, Sub, Tool, has_option
+from ..base.passthrough import READ, REFUSED, Output, Redirect, Sub, Tool, has_option
 from ..base.plan import Plan, Result
 from .cluster import Cluster
 
@@ -41,8 +41,10 @@ def _subs(spec: str) -> dict[tuple[str, ...], Sub]:
 
 
 # From `rbd help` of rbd 16.2: each sub-command, what it does to the cluster (read, change,
-# destroy: data or a definition is lost), whether it has --format / --no-progress, and
-# whether it runs as long as the data.
+# destroy: data or a definition is lost, or something that cannot be undone), whether it has
+# --format / --no-progress, and whether it runs as long as the data. (object-map check may
+# mark the map invalid: a change; import-diff overwrites the image's data; a pool snapshot,
+# ceph osd pool mksnap, ends RBD snapshots in that pool for good.)
 _RBD = _subs("""
 bench: change long
 children: read json
@@ -80,7 +82,7 @@ group remove: destroy
 group rename: change
 group snap create: change
 group snap list: read json
-group snap remove: destroy
+group snap remove: change
 group snap rename: change
 group snap rollback: destroy progress long
 image-meta get: read
@@ -88,7 +90,7 @@ image-meta list: read json
 image-meta remove: change
 image-meta set: change
 import: change progress long
-import-diff: change progress long
+import-diff: destroy progress long
 info: read json
 journal client disconnect: change
 journal export: change long
@@ -130,7 +132,7 @@ mirror snapshot schedule status: read json
 namespace create: change
 namespace list: read json
 namespace remove: destroy
-object-map check: read progress long
+object-map check: change progress long
 object-map rebuild: change progress long
 perf image iostat: read json
 persistent-cache flush: change
@@ -283,7 +285,7 @@ osd pool create: change
 osd pool set: change
 osd pool set-quota: change
 osd pool rename: change
-osd pool mksnap: change
+osd pool mksnap: destroy
 osd pool rmsnap: destroy
 osd pool application enable: change
 osd pool application set: change
@@ -372,21 +374,24 @@ def _shown(program: list[str]) -> list[str]:
 
 
 def _run(tool: Tool, cluster: Cluster, argv: list[str], *, confirm: bool, dry_run: bool,
-         progress, extra: list[str] | None = None, output_file: str | None = None,
-         input_file: str | None = None) -> Result | Plan | Output:
+         progress, extra: list[str] | None = None, redirect: Redirect | None = None,
+         program_argv: list[str] | None = None,
+         writes: tuple[str, str] | None = None) -> Result | Plan | Output:
     found = tool.find(argv)
     sub = found[1] if found else None
-    program = [tool.name, *connection_args(cluster, argv), *(extra or []), *argv]
-    wants_json = bool(sub and sub.json and sub.kind == READ and
+    head = [tool.name, *connection_args(cluster, argv), *(extra or [])]
+    tail = []
+    wants_json = bool(sub and sub.json and sub.kind_for(argv) == READ and
                       not has_option(argv, "--format", "-f", "--pretty-format"))
     if wants_json:
-        program += ["--format", "json"]
+        tail += ["--format", "json"]
     if sub and sub.progress and progress is None and not has_option(argv, "--no-progress"):
-        program.append("--no-progress")
-    result = passthrough.run(tool, argv, program, shown=_shown(program), confirm=confirm,
+        tail.append("--no-progress")
+    program = [*head, *(program_argv or argv), *tail]
+    shown = _shown([*head, *argv, *tail])  # the line's own -o FILE, not the temporary one
+    result = passthrough.run(tool, argv, program, shown=shown, confirm=confirm,
                              dry_run=dry_run, timeout=3 * cluster.timeout + 10,
-                             progress=progress, output_file=output_file,
-                             input_file=input_file)
+                             progress=progress, redirect=redirect, writes=writes)
     out = result if isinstance(result, Output) else getattr(result, "value", None)
     if isinstance(out, Output) and (wants_json or has_option(argv, "--format", "-f")):
         try:
@@ -397,17 +402,20 @@ def _run(tool: Tool, cluster: Cluster, argv: list[str], *, confirm: bool, dry_ru
 
 
 def run_rbd(cluster: Cluster, argv: list[str], *, confirm: bool = False, dry_run: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> Result | Plan | Output:
+            progress: Callable[[int, int], None] | None = None,
+            redirect: Redirect | None = None) -> Result | Plan | Output:
     """Run ``rbd ARGV`` on the cluster's connection (see :mod:`rbdnb.ceph.tools`).
 
-    Mirrors the rbd sub-commands rbdnb has no function for. A READ gives an Output (with
-    ``.value``, rbd's parsed JSON); a CHANGE a Result, or a Plan on a dry run; a DESTROY
-    needs ``confirm=True``. Refuses, in one line: shell syntax, a key on the line, exporting
-    to stdout or importing from stdin, and the sub-commands listed as refused.
+    Mirrors the rbd sub-commands rbdnb has no function for. ``argv`` is an argument list (no
+    shell); ``redirect`` sends the output to a file or takes the input from one (what a
+    line's ``> FILE`` and ``< FILE`` say). A READ gives an Output (with ``.value``, rbd's
+    parsed JSON); a CHANGE a Result, or a Plan on a dry run; a DESTROY needs
+    ``confirm=True``. Refuses, in one line: a key on the line, exporting to stdout or
+    importing from stdin without a file, and the sub-commands listed as refused.
     Raises InvalidArgument, ConfirmationRequired, Timeout, CommandFailed.
     """
     from ..errors import InvalidArgument
-    argv, redirect = passthrough.split_redirections(argv)
+    redirect = redirect or Redirect()
     found = RBD_TOOL.find(argv)
     if found is not None:
         words, _, start, end = found
@@ -425,38 +433,34 @@ def run_rbd(cluster: Cluster, argv: list[str], *, confirm: bool = False, dry_run
             raise InvalidArgument("rbd perf image iostat: runs until interrupted without "
                                   "--iterations N: add --iterations 1")
     return _run(RBD_TOOL, cluster, argv, confirm=confirm, dry_run=dry_run, progress=progress,
-                output_file=redirect.output, input_file=redirect.input)
+                redirect=redirect)
 
 
 def run_ceph(cluster: Cluster, argv: list[str], *, confirm: bool = False,
-             dry_run: bool = False) -> Result | Plan | Output:
+             dry_run: bool = False, redirect: Redirect | None = None) -> Result | Plan | Output:
     """Run ``ceph ARGV`` on the cluster's connection (see :mod:`rbdnb.ceph.tools`).
 
-    ``-o FILE``, ``> FILE`` and ``| tee FILE`` (a keyring, a key) are written by rbdnb with
-    mode 0600 and not shown; keys in what is shown are redacted. ``osd pool delete P P --yes-i-really-really-mean-it`` is the
-    tool's own confirmation and counts as ``confirm``. Raises as :func:`run_rbd`.
+    ``-o FILE`` and a redirected output (a keyring, a key) are written with mode 0600, only
+    once ceph succeeded, and not shown; keys in what is shown are redacted.
+    ``osd pool delete|rm P P --yes-i-really-really-mean-it`` is ceph's own confirmation of a
+    pool's deletion and counts as ``confirm`` there. Raises as :func:`run_rbd`.
     """
-    argv, redirect = passthrough.split_redirections(argv)
-    _, written = passthrough.take_option(argv, "-o", "--out-file")
-    found = CEPH_TOOL.find(argv)
-    if written and not dry_run and found is not None and found[1].kind != REFUSED:
-        passthrough.check_line("ceph", argv)
-        # ceph writes -o FILE itself; made 0600 first, it keeps that mode (a keyring, a key).
-        passthrough.private_file(written).close()
     found = CEPH_TOOL.find(argv)
     if found is not None and argv[found[2]] in CEPH_TOOL.option_commands:  # `ceph -s`
         argv = argv[:found[2]] + list(found[0]) + argv[found[3]:]
-    if "--yes-i-really-really-mean-it" in argv:
+        found = CEPH_TOOL.find(argv)
+    if found is not None and found[0] in (("osd", "pool", "delete"), ("osd", "pool", "rm")) \
+            and "--yes-i-really-really-mean-it" in argv:
         confirm = True
-    result = _run(CEPH_TOOL, cluster, argv, confirm=confirm, dry_run=dry_run, progress=None,
-                  extra=["--connect-timeout", str(int(max(1, cluster.timeout)))],
-                  output_file=redirect.output, input_file=redirect.input)
-    out = result if isinstance(result, Output) else getattr(result, "value", None)
-    if written and isinstance(out, Output) and not out.text.strip():
-        out.text = f"wrote {written} (mode 0600)"
-        if isinstance(result, Result):
-            result.message = out.text
-    return result
+    # ceph writes -o FILE itself: into a 0600 file beside it, renamed once ceph succeeded.
+    writes, program_argv = None, None
+    rest, written = passthrough.take_option(argv, "-o", "--out-file")
+    if written:
+        tmp = passthrough.temporary(written)
+        writes, program_argv = (tmp, written), [*rest, "-o", tmp]
+    return _run(CEPH_TOOL, cluster, argv, confirm=confirm, dry_run=dry_run, progress=None,
+                extra=["--connect-timeout", str(int(max(1, cluster.timeout)))],
+                redirect=redirect, program_argv=program_argv, writes=writes)
 
 
 def tool_help(tool: str, words: list[str], cluster: Cluster | None = None,

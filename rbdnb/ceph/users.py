@@ -94,9 +94,11 @@ def keyring_path(client: str, directory: str | os.PathLike | None = None) -> str
 
 
 def write_keyring(cluster: Cluster, client: str, path: str | os.PathLike | None = None, *,
-                  dry_run: bool = False) -> Result | Plan:
+                  caps: bool = True, dry_run: bool = False) -> Result | Plan:
     """Write ``client.NAME``'s keyring to ``path`` with mode 0600 (created that way).
 
+    With ``caps`` (the default) the file is what ``ceph auth get -o`` writes, the caps
+    included; without, what ``ceph auth get-or-create -o`` writes: the key alone.
     Without ``path`` it goes to rbdnb's keyring directory (0700, under its data dir); a
     missing directory of ``path`` is made 0700.
     """
@@ -106,7 +108,8 @@ def write_keyring(cluster: Cluster, client: str, path: str | os.PathLike | None 
     if "\n" in path or "\0" in path:
         raise InvalidArgument(f"keyring path {path!r} is not valid")
     plan = Plan(f"write keyring of {entity}").add(
-        "ceph", *cluster.cli_args(), "auth", "get", entity, "-o", path)
+        "ceph", *cluster.cli_args(), "auth", "get" if caps else "get-or-create", entity,
+        "-o", path)
     plan.note("the file is created with mode 0600; a directory made for it is 0700")
     if dry_run:
         return plan
@@ -116,7 +119,8 @@ def write_keyring(cluster: Cluster, client: str, path: str | os.PathLike | None 
     if found is None:
         raise UserNotFound(f"user {entity} not found")
     lines = [f"[{entity}]", f"\tkey = {found['key']}"]
-    lines += [f'\tcaps {k} = "{v}"' for k, v in sorted(found.get("caps", {}).items())]
+    if caps:
+        lines += [f'\tcaps {k} = "{v}"' for k, v in sorted(found.get("caps", {}).items())]
     text = "\n".join(lines) + "\n"
     try:
         with open(path) as fh:

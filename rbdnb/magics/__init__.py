@@ -15,7 +15,6 @@ they are made of; :mod:`~rbdnb.magics.guard` keeps cephx keys out of every kerne
 
 from __future__ import annotations
 
-import shlex
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -23,11 +22,12 @@ from IPython.display import display
 from traitlets import Bool, Unicode, observe
 
 from .. import virt
-from ..base.passthrough import REFUSED, check_line, split_redirections
+from ..base.passthrough import REFUSED, check_line, parse_line, split_shell
+from ..base.plan import Plan, Result
 from ..base.secret import redact
 from ..base.settings import settings
 from ..ceph.cluster import Cluster
-from ..errors import RbdnbError
+from ..errors import NotFound, RbdnbError
 from .ceph import CEPH
 from .qemu_img import QEMU_IMG
 from .rbd import RBD
@@ -136,42 +136,60 @@ class RbdnbMagics(Magics):
     def _run(self, table: Table, line: str, cell: str | None):
         lines = [line] if cell is None else [ln for ln in cell.splitlines()
                                              if ln.strip() and not ln.strip().startswith("#")]
-        result = None
+        result, recorded = None, False
         for index, text in enumerate(lines):
-            if index and result is not None:
+            if index and result is not None and not recorded:
                 display(result)  # each command's outcome, in order; the last is returned
             result = self._run_one(table, text)
+            # Inside a runbook, a result is one of its steps: shown (once) and recorded.
+            recorded = isinstance(result, (Plan, Result)) and settings.record(result)
         return result
+
+    def join(self, cluster: Cluster, uri: str | None, dry_run: bool) -> None:
+        """A runbook's first cell: the magics act on its connection, with its dry run."""
+        if self._cluster is not None and self._cluster is not cluster:
+            self._cluster.close()
+        self._cluster = cluster
+        if self._libvirt is not None and uri != self._uri:
+            virt.close_quietly(self._libvirt)
+            self._libvirt = None
+        self._uri = uri
+        self.dry_run = bool(dry_run)
 
     def _run_one(self, table: Table, line: str):
         try:
-            argv = shlex.split(line)
-        except ValueError as exc:
+            tokens = split_shell(line)
+        except RbdnbError as exc:
             raise UsageError(f"%{table.tool}: {exc}") from None
-        if not argv or argv in (["-h"], ["--help"], ["help"]):
+        rough = [text for text, op in tokens if not op]
+        if not rough or rough in (["-h"], ["--help"], ["help"]):
             print(table.usage())
             return None
-        if argv[0] == "help" and table.real is not None:  # `%rbd help trash mv`
-            return self._tool_help(table, argv[1:])
-        given = {}
-        words_only, redirect = split_redirections(argv)  # `> FILE`, `| tee FILE`, `< FILE`
-        native_argv = words_only
-        if table.extract is not None:
-            native_argv, given = table.extract(words_only)
-        found = table.lookup(native_argv)
-        tool_cmd = table.tool_command(words_only)
+        if rough[0] == "help" and table.real is not None:  # `%rbd help trash mv`
+            return self._tool_help(table, rough[1:])
+        tool_cmd = table.tool_command(rough)
         refused = tool_cmd is not None and tool_cmd[1].kind == REFUSED
-        if redirect.output or redirect.input:
-            found = None  # the real tool's output (or input) is what the line redirects
+
+        def refusal():
+            return UsageError(f"%{table.tool} {' '.join(tool_cmd[0])}: {tool_cmd[1].why}")
         try:
-            check_line(f"%{table.tool}", words_only)  # no shell syntax, no key on the line
+            # Only the one command's `> FILE`, `| tee FILE`, `< FILE`; no other shell syntax,
+            # no key on the line.
+            argv, redirect = parse_line(f"%{table.tool}", line)
+            check_line(f"%{table.tool}", argv)
         except RbdnbError as exc:
-            if refused:  # the refusal that names the safe form says more
-                raise UsageError(f"%{table.tool} {' '.join(tool_cmd[0])}: "
-                                 f"{tool_cmd[1].why}") from None
-            raise UsageError(redact(str(exc))) from None
-        if found is not None and not (tool_cmd and table.defer and
-                                      table.defer(found[2], argv)):
+            raise (refusal() if refused else UsageError(redact(str(exc)))) from None
+        given = {}
+        native_argv = argv
+        if table.extract is not None:
+            native_argv, given = table.extract(argv)
+        found = table.lookup(native_argv)
+        if found is not None and redirect and tool_cmd is None:
+            raise UsageError(f"%{table.tool} {' '.join(found[2])}: only the real tools' output "
+                             f"goes to a file (> FILE); rbdnb's own result is a Python value "
+                             f"(df.to_csv(FILE))")
+        if found is not None and not redirect and not (
+                tool_cmd and table.defer and table.defer(found[2], argv)):
             (parser, handler), rest, words = found
             if table.normalise is not None:
                 rest = table.normalise(words, parser, rest, given)
@@ -184,19 +202,27 @@ class RbdnbMagics(Magics):
                 # --image NAME FILE): the tool runs it, unless the line has rbdnb's own
                 # options (--count, --exist-ok), whose error is the one to show.
                 if refused:
-                    raise UsageError(f"%{table.tool} {' '.join(tool_cmd[0])}: "
-                                     f"{tool_cmd[1].why}") from None
+                    raise refusal() from None
                 if not (tool_cmd and not table.own_options(argv)):
                     raise
             else:
                 try:
                     return handler(self, args)
+                except NotFound as exc:
+                    if self.dry(args) and words not in table.mutating and \
+                            settings.recorder is not None:
+                        # A dry run of a whole runbook made nothing: what a later step
+                        # would show is not there yet. Not an error; a real run shows it.
+                        return Plan(f"{table.tool} {' '.join(words)}: {exc} (yet)").add(
+                            table.tool, *argv).note("a dry run made nothing: the real "
+                                                   "run's earlier steps make it")
+                    raise UsageError(redact(exc.worded(magic_words))) from None
                 except RbdnbError as exc:
                     raise UsageError(redact(exc.worded(magic_words))) from None
         if tool_cmd is not None:
             if "-h" in argv or "--help" in argv:
                 return self._tool_help(table, list(tool_cmd[0]))
-            return self._run_tool(table, argv)
+            return self._run_tool(table, argv, redirect)
         table.unknown(native_argv)
 
     def _tool_help(self, table: Table, words: list[str]):
@@ -208,7 +234,7 @@ class RbdnbMagics(Magics):
             raise UsageError(redact(exc.worded(magic_words))) from None
         return None
 
-    def _run_tool(self, table: Table, argv: list[str]):
+    def _run_tool(self, table: Table, argv: list[str], redirect=None):
         """The real tool runs the line (rbdnb.base.passthrough): ``--yes`` confirms a
         destructive one, ``--dry-run`` (or the default) shows the command instead."""
         from ..base.passthrough import Output
@@ -224,7 +250,7 @@ class RbdnbMagics(Magics):
                 rest.append(token)
         dry = self.dry_run if flag is None else flag
         try:
-            result = table.run_tool(self, rest, confirm=yes, dry_run=dry)
+            result = table.run_tool(self, rest, confirm=yes, dry_run=dry, redirect=redirect)
         except RbdnbError as exc:
             text = redact(exc.worded(magic_words))
             if text.startswith(f"{table.real.name} "):

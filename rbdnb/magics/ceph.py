@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from IPython.core.error import UsageError
 
+from ..base.passthrough import take_option
+from ..base.plan import merged
+from ..errors import InvalidArgument
 from ..ceph import pools, tools, users
 from ..ceph.cluster import preflight
 from .table import Table
@@ -61,8 +64,15 @@ def _auth_create(m, a):
         raise UsageError("%ceph auth get-or-create: name the pools with --pool P "
                          "(least privilege), or give caps")
     # get-or-create: an existing user with these caps is what was asked for ("unchanged").
-    return users.create_user(m.cluster, a.entity, a.pool or [], caps=caps, exist_ok=True,
+    made = users.create_user(m.cluster, a.entity, a.pool or [], caps=caps, exist_ok=True,
                              dry_run=m.dry(a))
+    if a.out_file is None:
+        return made
+    # -o FILE: its keyring as ceph writes it (the key alone), but mode 0600 (ceph's own -o
+    # writes it with the umask's mode).
+    written = users.write_keyring(m.cluster, a.entity, a.out_file, caps=False,
+                                  dry_run=m.dry(a))
+    return merged(made.action, made, written)
 
 
 p = CEPH.add("auth get-or-create", "a cephx user; least privilege (profile rbd) on --pool P",
@@ -71,6 +81,7 @@ p.add_argument("entity", metavar="client.NAME")
 p.add_argument("caps", nargs="*", metavar="SERVICE CAPS")
 p.add_argument("--pool", action="append", help="a pool the user may use (repeat)")
 p.add_argument("--exist-ok", action="store_true")
+p.add_argument("-o", "--out-file", metavar="FILE", help="write its keyring there (mode 0600)")
 
 
 # -- the rest of ceph: the real program, on this notebook's connection --------------------------
@@ -78,15 +89,18 @@ def _defer(words, argv) -> bool:
     """A native listing asked for ceph's own output format (-f json) is ceph's; so is
     ``auth get-or-create client.NAME`` with no caps (it gets the user as it is)."""
     if words == ("auth", "get-or-create"):
-        rest = argv[argv.index("get-or-create") + 1:]
+        try:
+            rest, _ = take_option(argv[argv.index("get-or-create") + 1:], "-o", "--out-file")
+        except InvalidArgument:
+            return False  # `-o` with no file: the magic's own parser says so
         return "--pool" not in rest and len([t for t in rest if not t.startswith("-")]) == 1
     return words not in CEPH.mutating and any(
         t.partition("=")[0] in ("--format", "-f") for t in argv)
 
 
 CEPH.real = tools.CEPH_TOOL
-CEPH.run_tool = lambda m, argv, *, confirm, dry_run: tools.run_ceph(
-    m.cluster, argv, confirm=confirm, dry_run=dry_run)
+CEPH.run_tool = lambda m, argv, *, confirm, dry_run, redirect=None: tools.run_ceph(
+    m.cluster, argv, confirm=confirm, dry_run=dry_run, redirect=redirect)
 CEPH.defer = _defer
 CEPH.aliases.update({("auth", "list"): ("auth", "ls")})
 CEPH.differences = [

@@ -15,9 +15,12 @@ def _format(name: str | None) -> str | None:
 
 p = QEMU_IMG.add("create", "qemu-img create -f FMT TARGET SIZE (TARGET may be rbd:pool/image)",
                  lambda m, a: qemu.create(a.target, a.size, m.cluster_for(a.target),
-                                          fmt=_format(a.f), dry_run=m.dry(a)), mutating=True,
+                                          fmt=_format(a.f), exist_ok=a.exist_ok,
+                                          dry_run=m.dry(a)), mutating=True,
                  example="create -f raw rbd:{pool}/made-by-qemu 16M")
 p.add_argument("-f", default="raw")
+p.add_argument("--exist-ok", action="store_true",
+               help="an image of that size already there is left as it is (rbdnb's option)")
 p.add_argument("target")
 p.add_argument("size")
 
@@ -55,8 +58,8 @@ def _defer(words, argv) -> bool:
 
 
 QEMU_IMG.real = qemu.QEMU_IMG_TOOL
-QEMU_IMG.run_tool = lambda m, argv, *, confirm, dry_run: qemu.run_qemu_img(
-    argv, m.cluster_for(*argv), dry_run=dry_run)
+QEMU_IMG.run_tool = lambda m, argv, *, confirm, dry_run, redirect=None: qemu.run_qemu_img(
+    argv, m.cluster_for(*argv), confirm=confirm, dry_run=dry_run, redirect=redirect)
 QEMU_IMG.defer = _defer
 QEMU_IMG.differences = [
     "rbd: names get this notebook's conf, client id and keyring path, unless they give "

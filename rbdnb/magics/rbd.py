@@ -33,10 +33,25 @@ p.add_argument("--image-feature", action="append",
 p.add_argument("--object-size")
 p.add_argument("--exist-ok", action="store_true", help="report 'unchanged' if it exists")
 
+LONG_LISTING = 1000  # images from which `ls -l` shows a progress bar
+
+
 def _rbd_ls(m, a):
     import pandas as pd
     if a.long:
-        return images.list_images(m.cluster, a.pool or DEFAULT_POOL)
+        pool, bar = a.pool or DEFAULT_POOL, []
+
+        def progress(done, total):
+            if total >= LONG_LISTING:
+                if not bar:
+                    bar.append(m.progress(f"listing {pool}", total) or (lambda d, t: None))
+                bar[0](done, total)
+        df = images.list_images(m.cluster, pool, progress=progress)
+        if df.attrs.get("skipped"):
+            gone = df.attrs["skipped"]
+            print(f"%rbd ls -l: {len(gone)} image(s) removed while the pool was read, not "
+                  f"listed: {', '.join(gone[:10])}{' ...' if len(gone) > 10 else ''}")
+        return df
     return pd.DataFrame({"name": images.image_names(m.cluster, a.pool or DEFAULT_POOL)})
 
 
@@ -102,13 +117,19 @@ p = RBD.add("du", "provisioned and used bytes (rbd du)",
             lambda m, a: images.disk_usage(m.cluster, a.spec), example="du {pool}/{image}")
 p.add_argument("spec", metavar="POOL/IMAGE")
 
+p = RBD.add("snap create", "create a snapshot (rbd snap create)",
+            lambda m, a: snapshots.create_snapshot(m.cluster, a.spec, exist_ok=a.exist_ok,
+                                                   dry_run=m.dry(a)),
+            mutating=True, example="snap create {pool}/{image}@new-snap")
+p.add_argument("spec", metavar="POOL/IMAGE@SNAP")
+p.add_argument("--exist-ok", action="store_true",
+               help="a snapshot of that name already there is left as it is (rbdnb's option)")
+
 for verb, fn, help_ in [
-        ("create", snapshots.create_snapshot, "create a snapshot"),
         ("protect", snapshots.protect_snapshot, "protect a snapshot (v1 clones need it)"),
         ("unprotect", snapshots.unprotect_snapshot, "unprotect a snapshot"),
         ("rm", snapshots.remove_snapshot, "remove a snapshot")]:
-    example = {"create": "snap create {pool}/{image}@new-snap",
-               "protect": "snap protect {pool}/{image}@{snap}",
+    example = {"protect": "snap protect {pool}/{image}@{snap}",
                "unprotect": "snap unprotect {pool}/{image}@{protected}",
                "rm": "snap rm {pool}/{image}@{snap}"}[verb]
     p = RBD.add(f"snap {verb}", f"{help_} (rbd snap {verb})",
@@ -314,12 +335,13 @@ RBD.aliases.update({("list",): ("ls",), ("remove",): ("rm",), ("rename",): ("mv"
 
 
 # -- the rest of rbd: the real program, on this notebook's connection ---------------------------
-def _run_rbd(m, argv, *, confirm, dry_run):
+def _run_rbd(m, argv, *, confirm, dry_run, redirect=None):
     found = tools.RBD_TOOL.find(argv)
     bar = None
     if found is not None and found[1].progress and not dry_run:
         bar = m.progress(f"rbd {' '.join(found[0])}", 100)
-    return tools.run_rbd(m.cluster, argv, confirm=confirm, dry_run=dry_run, progress=bar)
+    return tools.run_rbd(m.cluster, argv, confirm=confirm, dry_run=dry_run, progress=bar,
+                         redirect=redirect)
 
 
 def _defer(words, argv) -> bool:

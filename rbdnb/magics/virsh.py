@@ -56,11 +56,20 @@ def _pool_list(m, a):
     return frame([r for r in rows if _shown(r["active"], a)], ["name", "active", "autostart"])
 
 
+# virDomainState, named as virsh list names them.
+_STATES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "in shutdown",
+           5: "shut off", 6: "crashed", 7: "pmsuspended"}
+
+
 def _domain_list(m, a):
     with virt.translated("domains"):
-        rows = [{"name": d.name(), "running": bool(d.isActive())}
-                for d in m.libvirt.listAllDomains()]
-    return frame([r for r in rows if _shown(r["running"], a)], ["name", "running"])
+        rows = []
+        for d in m.libvirt.listAllDomains():
+            active = bool(d.isActive())
+            rows.append({"id": d.ID() if active else "-", "name": d.name(),
+                         "state": _STATES.get(d.state()[0], "unknown"), "running": active})
+    return frame([r for r in rows if _shown(r["running"], a)],
+                 ["id", "name", "state", "running"])
 
 
 p = VIRSH.add("pool-list", "libvirt storage pools (--all: also the inactive ones)", _pool_list,
@@ -81,12 +90,8 @@ VIRSH.add("secret-list", "libvirt secrets (never their values)",
 
 
 def _define(m, a):
-    boot = None
-    if a.guest:
-        from ..virt.guest import GuestBoot
-        stem = a.guest[:-len(".qcow2")] if a.guest.endswith(".qcow2") else a.guest
-        boot = GuestBoot(a.guest, f"{stem}.vmlinuz", f"{stem}.initrd",
-                         "console=ttyS0 panic=-1 quiet loglevel=3")
+    from ..virt.guest import boot_of
+    boot = boot_of(a.guest) if a.guest else None
     return virt.define_vm(m.libvirt, a.name, a.disk, memory_mib=a.memory, vcpus=a.vcpus,
                           boot=boot, console_log=a.console_log, exist_ok=a.exist_ok,
                           cluster=m.cluster, dry_run=m.dry(a))
@@ -98,7 +103,8 @@ p.add_argument("name")
 p.add_argument("--disk", action="append", required=True, metavar="POOL/IMAGE")
 p.add_argument("--memory", type=int, default=256, help="MiB")
 p.add_argument("--vcpus", type=int, default=1)
-p.add_argument("--guest", help="an `rbdnb guest build` image: boot its kernel directly")
+p.add_argument("--guest", metavar="IMAGE", help="the image the disk was made from: an `rbdnb "
+               "guest build` image boots its kernel directly (its console is --console-log)")
 p.add_argument("--console-log")
 p.add_argument("--exist-ok", action="store_true")
 
@@ -135,9 +141,25 @@ p = VIRSH.add("secret-set-value", "set a ceph secret's value from client.NAME's 
 p.add_argument("--secret", required=True, metavar="UUID")
 p.add_argument("--client", required=True, metavar="NAME")
 
+p = VIRSH.add("console", "wait until the guest has booted and reports DISK (its console is "
+              "logged: --console-log of define); a cell cannot type into a console",
+              lambda m, a: virt.wait_guest(m.libvirt, a.name, disk=a.disk, sha256=a.sha256,
+                                           timeout=a.timeout, dry_run=m.dry(a)),
+              example="console {vm} --disk vda")
+p.add_argument("name")
+p.add_argument("--disk", default="vda", help="the disk the guest must report (default vda)")
+p.add_argument("--sha256", help="what its first MiB must hash to")
+p.add_argument("--timeout", type=float, default=120, help="seconds (default 120)")
+
 p = VIRSH.add("dumpxml", "the domain's XML",
               lambda m, a: XML(virt.dump_xml(m.libvirt, a.name, inactive=a.inactive)),
               example="dumpxml {vm}")
+p.add_argument("name")
+p.add_argument("--inactive", action="store_true")
+
+p = VIRSH.add("domblklist", "the domain's disks: target, type, source",
+              lambda m, a: virt.list_disks(m.libvirt, a.name, inactive=a.inactive),
+              example="domblklist {vm}")
 p.add_argument("name")
 p.add_argument("--inactive", action="store_true")
 
@@ -174,9 +196,10 @@ p.add_argument("image", metavar="POOL/IMAGE")
 
 
 # -- the rest of virsh: the real program, on this notebook's libvirt URI ------------------------
-def _run_virsh(m, argv, *, confirm, dry_run):
+def _run_virsh(m, argv, *, confirm, dry_run, redirect=None):
     m.libvirt  # connect first: a daemon that is not there gives rbdnb's one-line error
-    return tools.run_virsh(m._uri or virt.default_uri(), argv, confirm=confirm, dry_run=dry_run)
+    return tools.run_virsh(m._uri or virt.default_uri(), argv, confirm=confirm, dry_run=dry_run,
+                           redirect=redirect)
 
 
 VIRSH.real = tools.VIRSH_TOOL

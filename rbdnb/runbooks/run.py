@@ -1,7 +1,7 @@
 """Running runbooks unattended: ``rbdnb run`` and ``rbdnb docs build``.
 
-``run_runbook`` validates parameters against the notebook's ``parameters`` cell,
-executes it with papermill on the rbdnb kernel, redacts anything shaped like a
+``run_runbook`` validates parameters against the kinds the notebook's ``parameters`` cell
+declares, executes it with papermill on the rbdnb kernel, redacts anything shaped like a
 cephx key from the executed notebook, and renders HTML. Its outcome says which
 kind of failure happened, so schedulers can tell a failed step from bad
 parameters from an unreachable cluster (exit codes 4, 2 and 3).
@@ -9,7 +9,6 @@ parameters from an unreachable cluster (exit codes 4, 2 and 3).
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import datetime as dt
 import html
@@ -90,118 +89,13 @@ def runbook_info(path: str | os.PathLike) -> dict:
             "parameters": params}
 
 
-def _literal(text: str):
-    """A parameter's default as a Python value, or the text itself if it is an expression."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict",
-          type(None): "None"}
-
-
 def runbook_parameters(path: str | os.PathLike) -> dict:
-    """The parameters a runbook declares: name -> {default (source text), value, type, help}.
-
-    ``type`` is that of the default value: bool, int, float, str, list, dict, or None
-    (nullable: the help says what None means).
-    """
-    import papermill
-    found = papermill.inspect_notebook(str(path))
-    out = {}
-    for name, p in found.items():
-        value = _literal(p["default"])
-        out[name] = {"default": p["default"], "value": value,
-                     "type": _TYPES.get(type(value), "str"), "help": p["help"]}
-    return out
-
-
-_SAFE_CALLS = {"dict": dict, "list": list, "tuple": tuple, "str": str, "int": int}
-
-
-def _value(node: ast.AST, scope: dict):
-    """The value of a runbook's argument expression, computed from the parameters alone.
-
-    Not ``eval``: only what runbooks write in their ``begin(...)`` call is understood --
-    constants, names of parameters, lists, tuples, dicts, f-strings (with format specs), one
-    simple comprehension, and dict/list/tuple/str/int of those. Anything else raises
-    ValueError, and the run is not checked ahead (the runbook's own first cell checks it).
-    """
-    def value(n):
-        if isinstance(n, ast.Constant):
-            return n.value
-        if isinstance(n, ast.Name):
-            if n.id not in scope:
-                raise ValueError(f"{n.id} is not a parameter")
-            return scope[n.id]
-        if isinstance(n, (ast.List, ast.Tuple)):
-            items = [value(e) for e in n.elts]
-            return items if isinstance(n, ast.List) else tuple(items)
-        if isinstance(n, ast.Dict) and None not in n.keys:
-            return {value(k): value(v) for k, v in zip(n.keys, n.values)}
-        if isinstance(n, ast.JoinedStr):
-            return "".join(value(part) for part in n.values)
-        if isinstance(n, ast.FormattedValue):
-            v = value(n.value)
-            v = {-1: v, 115: str(v), 114: repr(v), 97: ascii(v)}[n.conversion]
-            return format(v, value(n.format_spec) if n.format_spec else "")
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and \
-                n.func.id in _SAFE_CALLS and n.func.id not in scope:
-            kwargs = {kw.arg: value(kw.value) for kw in n.keywords if kw.arg}
-            return _SAFE_CALLS[n.func.id](*[value(a) for a in n.args], **kwargs)
-        if isinstance(n, ast.ListComp) and len(n.generators) == 1:
-            gen = n.generators[0]
-            if isinstance(gen.target, ast.Name) and not gen.ifs and not gen.is_async:
-                out = []
-                for item in value(gen.iter):
-                    inner = {**scope, gen.target.id: item}
-                    out.append(_value(n.elt, inner))
-                return out
-        raise ValueError(f"{type(n).__name__} is not understood here")
-    return value(node)
-
-
-def _begin_checks(path: str | os.PathLike, values: dict) -> dict | None:
-    """The arguments the runbook's own ``begin(...)`` call would check, for these values.
-
-    The first code cell that calls ``begin`` is read (never run): its simple assignments,
-    then the keyword arguments of ``begin``, are computed from the parameters alone
-    (:func:`_value`). None if the runbook has no such call or an argument needs more.
-    """
-    nb = json.loads(Path(path).read_text())
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        try:
-            tree = ast.parse("".join(cell.get("source", "")))
-        except SyntaxError:
-            continue
-        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-                 and isinstance(n.func, ast.Name) and n.func.id == "begin"]
-        if not calls:
-            continue
-        scope = dict(values)
-        try:
-            for stmt in tree.body:
-                if calls[0] in ast.walk(stmt):
-                    break
-                if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name)
-                                                        for t in stmt.targets):
-                    computed = _value(stmt.value, scope)
-                    scope.update({t.id: computed for t in stmt.targets})
-            return {kw.arg: _value(kw.value, scope) for kw in calls[0].keywords if kw.arg}
-        except ValueError as exc:
-            if "is not understood here" in str(exc):
-                return None  # the runbook's first cell checks it when it runs
-            raise InvalidArgument(f"bad parameter: the values given do not fit together "
-                                  f"({type(exc).__name__}: {exc})") from None
-        except Exception as exc:
-            # The runbook's first cell would fail the same way on these values.
-            raise InvalidArgument(f"bad parameter: the values given do not fit together "
-                                  f"({type(exc).__name__}: {exc})") from None
-    return None
+    """The parameters a runbook declares: name -> {default (source text), value, kind, type,
+    help} (:func:`rbdnb.runbooks.parameters.declared`; ``type`` is what a form edits it as:
+    bool, int, str, list, or None -- nullable, the help says what None means)."""
+    from .parameters import declared
+    return {name: {k: v for k, v in p.as_dict().items() if k != "name"}
+            for name, p in declared(path).items()}
 
 
 MAX_TEXT = 4096
@@ -231,36 +125,22 @@ def check_value(name: str, value, depth: int = 0) -> None:
 
 
 def check_parameters(path, given: dict) -> dict:
-    """Refuse unknown names, values whose type does not fit the default's, and values the
-    runbook's own first cell would refuse (pool and image names, sizes, counts, paths...),
-    before any kernel starts."""
-    declared = runbook_parameters(path)
+    """Refuse unknown names and values that do not fit their parameter's kind (pool and
+    image names, sizes, counts and ranges, paths...), before any kernel starts."""
+    from .parameters import check, declared
+    parameters = declared(path)
     if not isinstance(given, dict) or len(given) > MAX_ITEMS:
         raise InvalidArgument("parameters must be an object of at most 1000 names")
     for name, value in given.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgument(f"parameter name {str(name)[:40]!r} is not valid")
         check_value(name, value)
-    for name, value in given.items():
-        if name not in declared:
+    for name in given:
+        if name not in parameters:
             raise InvalidArgument(f"unknown parameter {name!r} for {Path(path).name}: one of "
-                                  f"{', '.join(declared)}")
-        default_value = declared[name]["value"]
-        if default_value is None or value is None:
-            continue
-        want = type(default_value)
-        ok = isinstance(value, want) or (want is float and isinstance(value, int))
-        if want is int and isinstance(value, bool):
-            ok = False
-        if not ok:
-            raise InvalidArgument(f"parameter {name}={value!r}: expected "
-                                  f"{want.__name__} like its default {declared[name]['default']}")
-    values = {name: p["value"] for name, p in declared.items()}
-    checks = _begin_checks(path, {**values, **given})
-    if checks is not None:
-        from .runbook import check_begin
-        check_begin(**checks)
-    return declared
+                                  f"{', '.join(parameters)}")
+    check(parameters, given)
+    return runbook_parameters(path)
 
 
 @contextlib.contextmanager
@@ -390,14 +270,22 @@ def run_runbook(notebook: str | os.PathLike, parameters: dict | None = None, *,
 
 
 def build_docs(outdir: str | os.PathLike, runbooks_dir: str | os.PathLike, *,
-               parameters: dict | None = None, only: list[str] | None = None) -> list[RunOutcome]:
-    """Execute every runbook (teardown last, confirmed) and write a static HTML site."""
+               parameters: dict | None = None, only: list[str] | None = None,
+               scale: str | os.PathLike | None = None) -> list[RunOutcome]:
+    """Execute every runbook (teardown last, confirmed) and write a static HTML site whose
+    front page is the guide regenerated (:mod:`rbdnb.runbooks.docs`): each step's cell, its
+    output and the real tool's check, run right after the runbook that made it. With
+    ``scale`` (a ``rbdnb bench scale --output`` CSV), a page of its cost curves too."""
+    from . import docs
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    if scale is not None and not Path(scale).is_file():  # refused before any runbook runs
+        raise InvalidArgument(f"scale results {scale} do not exist: make them with "
+                              f"rbdnb bench scale --output {scale}")
     books = sorted(p for p in Path(runbooks_dir).glob("[0-9][0-9]-*.ipynb"))
     if only:
         books = [b for b in books if b.stem in only]
-    outcomes = []
+    outcomes, cells, checks, fsid = [], {}, {}, ""
     for book in books:
         declared = runbook_parameters(book)
         # NAME applies to every runbook that declares it; RUNBOOK.NAME to that runbook only.
@@ -406,8 +294,17 @@ def build_docs(outdir: str | os.PathLike, runbooks_dir: str | os.PathLike, *,
                        if k.startswith(book.stem + ".")})
         if "confirm" in declared:
             params["confirm"] = True
-        outcomes.append(run_runbook(book, params, output=outdir / f"{book.stem}.ipynb",
-                                    html_out=outdir / f"{book.stem}.html"))
+        outcome = run_runbook(book, params, output=outdir / f"{book.stem}.ipynb",
+                              html_out=outdir / f"{book.stem}.html")
+        outcomes.append(outcome)
+        for tag, found in docs.tagged_cells(outcome.output).items():
+            cells.setdefault(tag, []).extend((book.stem, c) for c in found)
+        if outcome.exit_code == 0:
+            values = {k: v["value"] for k, v in declared.items()} | params
+            found, seen_fsid = docs.run_checks(book.stem, values)
+            checks.update(found)
+            fsid = fsid or seen_fsid
+    meta = docs.build_metadata(fsid)
     rows = []
     for o in outcomes:
         name = Path(o.notebook).stem
@@ -420,14 +317,14 @@ def build_docs(outdir: str | os.PathLike, runbooks_dir: str | os.PathLike, *,
             f"<td>{s.get('steps', '')}</td><td>{s.get('changed', '')}</td>"
             f"<td><code>{html.escape(json.dumps(shown)) if shown else 'defaults'}</code></td>"
             f"<td>{html.escape(o.message)}</td></tr>")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>rbdnb runbooks</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px}}tr.ok td:nth-child(2){{color:#080}}
-tr.fail td:nth-child(2){{color:#b00;font-weight:bold}}</style></head><body>
-<h1>rbdnb runbooks</h1><p>Executed {html.escape(dt.datetime.now().isoformat(timespec='seconds'))}
-against the cluster the parameters name (default: the rbdnb sandbox).</p>
-<table><tr><th>runbook</th><th>result</th><th>started</th><th>took</th><th>steps</th>
-<th>changed</th><th>parameters</th><th>message</th></tr>
-{''.join(rows)}</table></body></html>"""
-    (outdir / "index.html").write_text(redact(page))
+        if (outdir / f"{name}.html").exists():
+            docs.stamp(outdir / f"{name}.html", meta)
+    table = ("<table class='runs'><tr><th>runbook</th><th>result</th><th>started</th>"
+             "<th>took</th><th>steps</th><th>changed</th><th>parameters</th><th>message</th>"
+             f"</tr>{''.join(rows)}</table>")
+    if scale is not None:
+        page = docs.scale_page(scale, outdir, meta)
+        table += (f"<p><a href='{page}'>Scale</a>: rbdnb against the rbd CLI as a pool grows "
+                  f"to thousands of images (cost curves and ratios).</p>")
+    (outdir / "index.html").write_text(docs.guide_page(cells, checks, meta, table))
     return outcomes

@@ -1,4 +1,5 @@
-"""What the runbooks share: parameter checks, steps shown beside their commands, a summary.
+"""What the runbooks share: a first cell that checks the parameters, steps shown beside their
+commands, a summary.
 
 A runbook cell calls the core, then ``rb.step(result)``: the result is shown as
 Markdown (what changed, and the equivalent CLI commands) and recorded. The last
@@ -9,118 +10,48 @@ test) can tell that a second run changed nothing.
 
 from __future__ import annotations
 
-import os
-import re
 import time
 
-from ..errors import InvalidArgument, ParameterError
 from ..base.plan import Plan, Result
-from ..base.specs import check_name, parse_client, parse_spec
-from ..base.units import check_int, parse_size
 
 SUMMARY_MIME = "application/vnd.rbdnb.summary+json"
 
 
-def _check_path_text(name: str, value) -> str:
-    if not isinstance(value, str) or not value or any(ch in value for ch in "\0\n\r"):
-        raise ParameterError(f"parameter {name}: {value!r} is not a valid path")
-    return value
-
-
-def check_parameters(*, conf=None, client="admin", keyring=None, libvirt_uri=None,
-                     dry_run=False, pools=(), images=(), snapshots=(), sizes=(), clients=(),
-                     counts=(), ranges=(), paths=(), dirs=(), names=(), domains=(), flags=(),
-                     bench: dict | None = None) -> None:
-    """Check every parameter before the first step; one clear message for the first bad one.
-
-    ``pools``, ``images``, ``snapshots``, ``sizes``, ``clients``, ``names`` (a name or a
-    part of one), ``domains`` (libvirt domain names), ``paths`` (must exist, or None),
-    ``dirs`` (may be made, or None), ``flags`` (booleans) are ``(name, value)`` pairs;
-    ``counts`` must be 1 to 10000; ``ranges`` are ``(name, value, low, high)``.
-    """
-    try:
-        for name, value in (("conf", conf), ("keyring", keyring)):
-            if value is not None and not os.path.isfile(_check_path_text(name, value)):
-                raise ParameterError(f"parameter {name}: {value} does not exist")
-        parse_client(client)
-        if libvirt_uri is not None:
-            from ..virt import check_uri
-            check_uri(libvirt_uri)
-        for name, value in (("dry_run", dry_run), *flags):
-            if not isinstance(value, bool):
-                raise ParameterError(f"parameter {name}: {value!r} is not True or False")
-        for name, value in pools:
-            check_name(value, f"parameter {name}: pool")
-        for name, value in images:
-            parse_spec(value)
-        for name, value in snapshots:
-            parse_spec(value, snap="required")
-        for name, value in sizes:
-            parse_size(value, what=f"parameter {name}")
-        for name, value in clients:
-            parse_client(value)
-        for name, value in names:
-            if not isinstance(value, str) or (value and not _NAME_PART.fullmatch(value)):
-                raise ParameterError(f"parameter {name}: {value!r} is not valid in a name: use "
-                                     f"letters, digits, '.', '_' and '-'")
-        for name, value in domains:
-            from ..virt import check_domain_name
-            check_domain_name(value)
-        for name, value in counts:
-            check_int(value, f"parameter {name}:", 1, 10000, error=ParameterError)
-        for name, value, low, high in ranges:
-            check_int(value, f"parameter {name}:", low, high, error=ParameterError)
-        for name, value in paths:
-            if value is not None and not os.path.exists(_check_path_text(name, value)):
-                raise ParameterError(f"parameter {name}: {value} does not exist")
-        for name, value in dirs:
-            if value is not None:
-                _check_path_text(name, value)
-                if os.path.exists(value) and not os.path.isdir(value):
-                    raise ParameterError(f"parameter {name}: {value} is not a directory")
-        if bench is not None:
-            from ..bench import validate
-            validate(**bench)
-    except ParameterError:
-        raise
-    except InvalidArgument as exc:
-        raise ParameterError(exc.template) from None
-
-
-def check_begin(*, timeout=30, **checks) -> None:
-    """What :func:`begin` checks, for ``rbdnb run`` to check it before a kernel starts."""
-    ranges = [("timeout", timeout, 1, 3600), *checks.pop("ranges", ())]
-    check_parameters(ranges=ranges, **checks)
-
-
-_NAME_PART = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
-
-def begin(name: str, *, dry_run: bool = False, conf=None, client="admin", keyring=None,
-          timeout=30, **checks) -> "tuple[Runbook, object]":
+def begin(name: str, *, check=None) -> "tuple[Runbook, object]":
     """The first cell of a runbook: check the parameters, connect, and start recording.
 
-    A bad parameter or an unreachable cluster stops the run here with one line
-    (``bad parameter: ...`` / ``cluster unreachable: ...``), which ``rbdnb run``
-    turns into distinct exit codes. A run that changes things holds the runbook's lock
-    for this cluster until its summary: a second run of it at once (a schedule
-    overlapping a person) waits for the first, then finds its work done.
+    The parameters are those the ``parameters`` cell declared with their kinds
+    (:mod:`rbdnb.runbooks.parameters`), with the values they hold now in the kernel,
+    papermill's injected ones included; ``check`` (no arguments) checks what kinds cannot
+    say, such as a benchmark matrix as a whole. A bad parameter or an unreachable cluster
+    stops the run here with one line (``bad parameter: ...`` / ``cluster unreachable:
+    ...``), which ``rbdnb run`` turns into distinct exit codes. A run that changes things
+    holds the runbook's lock for this cluster until its summary: a second run of it at
+    once (a schedule overlapping a person) waits for the first, then finds its work done.
     """
+    from IPython import get_ipython
     from IPython.core.error import UsageError
     from ..ceph.cluster import connect
     from ..errors import Locked, RbdnbError, Timeout
+    from .parameters import check_namespace
+    shell = get_ipython()
     try:
-        check_begin(conf=conf, client=client, keyring=keyring, dry_run=dry_run,
-                    timeout=timeout, **checks)
+        values = check_namespace(shell.user_ns if shell is not None else {})
+        if check is not None:
+            check()
     except RbdnbError as exc:
         raise UsageError(f"bad parameter: {exc}") from None
+    dry_run = bool(values.get("dry_run", False))
     try:
-        cluster = connect(conf, client=client, keyring=keyring, timeout=timeout)
+        cluster = connect(values.get("conf"), client=values.get("client", "admin"),
+                          keyring=values.get("keyring"), timeout=values.get("timeout", 30))
     except Timeout as exc:
         raise UsageError(f"cluster unreachable: {exc}") from None
     except RbdnbError as exc:
         raise UsageError(f"bad parameter: {exc}") from None
     runbook = Runbook(name, dry_run)
+    _show_once(runbook)
+    _join_magics(shell, runbook, cluster, values.get("libvirt_uri"))
     if not dry_run:
         from ..ceph import locks
         waited = []
@@ -136,6 +67,36 @@ def begin(name: str, *, dry_run: bool = False, conf=None, client="admin", keyrin
     return runbook, cluster
 
 
+def _join_magics(shell, runbook: "Runbook", cluster, uri) -> None:
+    """The magics (``%rbd``, ``%ceph``, ``%virsh``, ``%qemu-img``) of this kernel act on the
+    runbook's connection with its dry run, and each result they give is one of its steps:
+    a cell may say ``%ceph osd pool create {pool} {pg_num}`` and nothing more."""
+    from ..base.settings import settings
+    settings.recorder = runbook.step
+    magics = shell.magics_manager.registry.get("RbdnbMagics") if shell is not None else None
+    if magics is not None:
+        magics.join(cluster, uri, runbook.dry_run)
+
+
+def _show_once(runbook: "Runbook") -> None:
+    """A step's result is shown by :meth:`Runbook.step`; when the cell then ends with that
+    step, IPython would show it again as the cell's value. Results and plans a step showed
+    are not shown again; any other is shown as a step shows it."""
+    from IPython import get_ipython
+    from IPython.display import Markdown, display
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def show(value):
+        if not any(value is seen for seen in runbook.shown):
+            display(Markdown(value._repr_markdown_()))
+
+    formatter = shell.display_formatter.ipython_display_formatter
+    for kind in (Plan, Result):
+        formatter.for_type(kind, show)
+
+
 class Runbook:
     """Records the steps of one run."""
 
@@ -143,6 +104,7 @@ class Runbook:
         self.name = name
         self.dry_run = dry_run
         self.rows: list[dict] = []
+        self.shown: list = []  # what step() showed (compared by identity)
         self.started = time.time()
         self.lock = None
 
@@ -160,6 +122,7 @@ class Runbook:
         self.rows.append({"step": title or action, "changed": changed, "result": message,
                           "commands": "\n".join(lines)})
         display(Markdown(result._repr_markdown_()))
+        self.shown.append(result)
         return result
 
     def note(self, title: str, changed: bool, message: str, commands: list[str] = ()):
@@ -175,6 +138,9 @@ class Runbook:
 
     def summary(self):
         from IPython.display import display
+        from ..base.settings import settings
+        if settings.recorder == self.step:
+            settings.recorder = None  # the run is over: the magics are a user's again
         if self.lock is not None:
             self.lock.release()  # the run's changes are done
         frame = self.frame()

@@ -87,7 +87,11 @@ def start_libvirt_daemon(name: str, sock: str, pidfile: str, logs: str) -> _proc
     # Started without --timeout: a session daemon would otherwise exit when idle, and the
     # client library would start another one on the next connection.
     """Start libvirtd or virtlogd in the background and wait until it serves its socket."""
-    _proc.run([name, "-d"], timeout=30, what=f"starting {name}")
+    # Its warnings and errors go to a log file (a daemon without systemd has no journal):
+    # the "see LOGS" of an error below, and what tells a crash from a closed connection.
+    os.makedirs(logs, exist_ok=True)
+    env = {**os.environ, "LIBVIRT_LOG_OUTPUTS": f"3:file:{os.path.join(logs, name + '.log')}"}
+    _proc.run([name, "-d"], timeout=30, env=env, what=f"starting {name}")
     # libvirtd autostarts its storage pools before it serves: one whose cluster is gone
     # can hold it up for a while.
     def serving():

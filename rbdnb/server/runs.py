@@ -79,6 +79,28 @@ def _progress(notebook: Path) -> dict:
     return {"done": status.count("completed"), "total": len(cells), "current": current}
 
 
+def make_run_dir(runs_dir: Path, runbook: str, parameters: dict) -> Path:
+    """A new run's directory (0700, in a 0700 runs directory) holding its parameters.json."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    ensure_dir(runs_dir, PRIVATE_DIR_MODE, own=False)
+    rundir = Path(runs_dir) / f"{stamp}-{runbook}-{secrets.token_hex(3)}"
+    rundir.mkdir(mode=0o700)
+    os.chmod(rundir, 0o700)
+    (rundir / "parameters.json").write_text(json.dumps(parameters, indent=2) + "\n")
+    return rundir
+
+
+def write_run_record(rundir: Path, runbook: str, parameters: dict, pid: int, **more) -> dict:
+    """A run's run.json: what was asked, and the process that runs it (its outcome is read
+    from outcome.json, or the process's liveness, by :meth:`RunStore.get`)."""
+    ref = _proc.ProcessRef.of("rbdnb run", pid)
+    record = {"id": rundir.name, "runbook": runbook, "parameters": parameters,
+              "started": dt.datetime.now().isoformat(timespec="seconds"),
+              "process": ref.to_json() if ref else None, **more}
+    (rundir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 class RunStore:
     """Starts runs and reports them; ``root`` is the Jupyter root the links are relative to."""
 
@@ -104,13 +126,8 @@ class RunStore:
         """Check, then start a run in the background; returns its record (with ``id``)."""
         parameters = self._with_defaults(runbook, parameters)
         path = self.runbooks.check(runbook, parameters)
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_id = f"{stamp}-{runbook}-{secrets.token_hex(3)}"
-        ensure_dir(self.dir, PRIVATE_DIR_MODE, own=False)
-        rundir = self.dir / run_id
-        rundir.mkdir(mode=0o700)
-        os.chmod(rundir, 0o700)
-        (rundir / "parameters.json").write_text(json.dumps(parameters, indent=2) + "\n")
+        rundir = make_run_dir(self.dir, runbook, parameters)
+        run_id = rundir.name
         argv = [sys.executable, "-m", "rbdnb", "run", str(path),
                 "--parameters", str(rundir / "parameters.json"),
                 "-o", str(rundir / f"{runbook}.ipynb"), "--html", str(rundir / f"{runbook}.html"),
@@ -119,11 +136,7 @@ class RunStore:
             child = subprocess.Popen(argv, stdout=out, stderr=log, stdin=subprocess.DEVNULL,
                                      cwd=str(path.parent), env=self.env, start_new_session=True)
         self._children[run_id] = child
-        ref = _proc.ProcessRef.of("rbdnb run", child.pid)
-        record = {"id": run_id, "runbook": runbook, "parameters": parameters,
-                  "started": dt.datetime.now().isoformat(timespec="seconds"),
-                  "process": ref.to_json() if ref else None}
-        (rundir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_run_record(rundir, runbook, parameters, child.pid)
         return self.get(run_id)
 
     def reap(self) -> None:

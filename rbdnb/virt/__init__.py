@@ -38,22 +38,24 @@ from .secrets import (PLACEHOLDER_UUID, define_secret, ensure_secret, find_secre
                       list_secrets, set_secret_value, undefine_secret)
 from .pools import (clone_volume, create_volume, delete_rbd_pool, delete_volume, find_pool,
                     ensure_rbd_pool, list_volumes, monitor_hosts, rbd_auth, rbd_pool_auth)
-from .domains import (attach_rbd, auth_for, define_vm, destroy_vm, detach_rbd, dump_xml,
-                      list_disks, replace_disk, shutdown_vm, start_vm, undefine_vm)
+from .domains import (attach_rbd, auth_for, check_hotplug, define_file_vm,
+                      define_vm, destroy_vm, detach_rbd, dump_xml, list_disks, replace_disk,
+                      shutdown_vm, start_vm, undefine_vm, wait_guest)
 from .discovery import CEPH_PORT, ClusterObjects, objects_on_cluster
 from . import guest
 
 __all__ = [
     "CEPH_PORT", "CONNECT_TIMEOUT", "ClusterObjects", "DEFAULT_MEMORY_MIB", "DomainExists",
     "DomainNotFound", "LibvirtError", "PLACEHOLDER_UUID", "RbdAuth", "SESSION_LIMITS",
-    "attach_rbd", "auth_for", "check_domain_name", "check_path", "check_target",
-    "check_uri", "check_uuid", "check_xml_value", "clone_volume", "close_quietly",
-    "connect_libvirt", "create_volume", "default_uri", "define_secret", "define_vm",
-    "delete_rbd_pool", "delete_volume", "destroy_vm", "detach_rbd", "disks_of",
-    "domain_xml", "dump_xml", "ensure_rbd_pool", "ensure_secret", "file_disk", "find",
-    "find_pool", "find_secret", "guest", "is_target", "kvm_usable", "list_disks",
-    "list_secrets", "list_volumes", "monitor_hosts", "objects_on_cluster",
+    "attach_rbd", "auth_for", "check_domain_name", "check_hotplug", "check_path",
+    "check_target", "check_uri", "check_uuid", "check_xml_value", "clone_volume",
+    "close_quietly", "connect_libvirt", "create_volume", "default_uri", "define_file_vm",
+    "define_secret", "define_vm", "delete_rbd_pool", "delete_volume", "destroy_vm",
+    "detach_rbd", "disks_of", "domain_xml", "dump_xml", "ensure_rbd_pool", "ensure_secret",
+    "file_disk", "find", "find_pool", "find_secret", "guest", "is_target", "kvm_usable",
+    "list_disks", "list_secrets", "list_volumes", "monitor_hosts", "objects_on_cluster",
     "pick_monitor_hosts", "pool_source", "rbd_auth", "rbd_disk", "rbd_pool_auth",
     "rbd_pool_xml", "reachable", "replace_disk", "secret_usage", "secret_xml",
-    "set_secret_value", "shutdown_vm", "start_vm", "targets", "translated", "undefine_secret", "undefine_vm",
+    "set_secret_value", "shutdown_vm", "start_vm", "targets", "translated",
+    "undefine_secret", "undefine_vm", "wait_guest",
 ]

@@ -31,6 +31,19 @@ def auth_for(conn, spec: ImageSpec, auth: RbdAuth | None,
     return found
 
 
+def _rbd_disks(conn, specs, targets_, auth, cluster, plan: Plan, dry_run: bool) -> list:
+    """The RBD disk elements of ``specs`` on ``targets_``. A dry run of a whole runbook may
+    come before the libvirt pool their auth is taken from: its plan says so (no elements)."""
+    try:
+        return [rbd_disk(s, t, auth_for(conn, s, auth, cluster)) for s, t in zip(specs, targets_)]
+    except InvalidArgument:
+        if not dry_run:
+            raise
+        plan.note("the disks' monitors and cephx auth: from the libvirt rbd pool serving their "
+                  "Ceph pool, which the real run defines first")
+        return []
+
+
 def define_vm(conn, name: str, disks: list[str], *, memory_mib: int = DEFAULT_MEMORY_MIB,
               vcpus: int = 1, boot: GuestBoot | None = None, console_log: str | None = None,
               virt_type: str = "auto", auth: RbdAuth | None = None,
@@ -46,12 +59,11 @@ def define_vm(conn, name: str, disks: list[str], *, memory_mib: int = DEFAULT_ME
     if not disks:
         raise InvalidArgument("a VM needs at least one disk")
     specs = [parse_spec(d) for d in disks]
-    elements = [rbd_disk(s, t, auth_for(conn, s, auth, cluster))
-                for s, t in zip(specs, targets(len(specs)))]
-    xml = domain_xml(name, elements, memory_mib=memory_mib, vcpus=vcpus, boot=boot,
-                     console_log=console_log, virt_type=virt_type)
     plan = Plan(f"define VM {name}").add("virsh", "define", f"{name}.xml")
     plan.note(f"disks: {', '.join(f'{t}={s}' for s, t in zip(specs, targets(len(specs))))}")
+    elements = _rbd_disks(conn, specs, targets(len(specs)), auth, cluster, plan, dry_run)
+    xml = domain_xml(name, elements, memory_mib=memory_mib, vcpus=vcpus, boot=boot,
+                     console_log=console_log, virt_type=virt_type)
     if dry_run:
         return plan
     with translated(f"domain {name}"):
@@ -255,9 +267,10 @@ def replace_disk(conn, domain: str, target: str, image: str, *, auth: RbdAuth | 
     check_domain_name(domain)
     spec = parse_spec(image)
     check_target(target)
-    new = rbd_disk(spec, target, auth_for(conn, spec, auth, cluster))
     plan = Plan(f"replace disk {target} of {domain} by {spec}").add("virsh", "edit", domain)
-    plan.note(f"the <disk> with target {target} becomes `{ET.tostring(new, encoding='unicode')}`")
+    for new in _rbd_disks(conn, [spec], [target], auth, cluster, plan, dry_run):
+        plan.note(f"the <disk> with target {target} becomes "
+                  f"`{ET.tostring(new, encoding='unicode')}`")
     if dry_run:
         return plan
     dom = _domain(conn, domain)
@@ -286,3 +299,116 @@ def replace_disk(conn, domain: str, target: str, image: str, *, auth: RbdAuth | 
             return Result(plan.action, True, f"{target} is now RBD disk {spec}"
                           + (" (at next start)" if dom.isActive() else ""), plan)
     raise NotFound(f"domain {domain} has no disk {target}")
+
+
+def wait_guest(conn, name: str, *, disk: str = "vda", sha256: str | None = None,
+               timeout: float = 120, after: int = 0, dry_run: bool = False) -> Result | Plan:
+    """Wait until the guest of VM ``name`` has booted and reports ``disk`` (with ``sha256``
+    if given) on its console log (reports from byte ``after`` on); a check: it changes
+    nothing. Its value is what the console said, and the log's path."""
+    from .guest import MARKER, wait_console
+    check_domain_name(name)
+    check_target(disk)
+    plan = Plan(f"the guest of {name} sees {disk}").add("virsh", "console", name)
+    plan.note(f"waits up to {timeout:g} s for the guest's report of {disk} on its console log")
+    if dry_run:
+        return plan
+    import libvirt
+    dom = _domain(conn, name)
+    with translated(f"domain {name}"):
+        root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        running = bool(dom.isActive())
+    log = root.find("devices/serial/log")
+    if log is None:
+        raise InvalidArgument(f"domain {name} has no console log to read: define it with "
+                              f"a console log (--console-log FILE)")
+    log = log.get("file")
+    if root.find("os/kernel") is None:
+        # Only rbdnb's offline guest (booted from its kernel) reports its disks.
+        return Result(plan.action, False, f"not checked: the guest is not rbdnb's offline "
+                      f"guest, which reports its disks; its console is logged to {log}", plan)
+    if not running:
+        raise InvalidArgument(f"domain {name} is not running, so its guest reports nothing: "
+                              f"start it first (virsh start {name})")
+
+    def seen_disk(s):
+        found = s["disks"].get(disk)
+        return s["booted"] and found is not None and sha256 in (None, found["sha256"])
+    seen = wait_console(log, seen_disk, timeout=timeout, after=after)
+    seen["log"] = log
+    digest = seen["disks"][disk]["sha256"]
+    return Result(plan.action, False, f"console shows {MARKER}; {disk} sha256 {digest[:16]}…",
+                  plan, value=seen)
+
+
+def define_file_vm(conn, name: str, image: str, directory: str, *,
+                   boot: GuestBoot | None = None, dry_run: bool = False) -> Result | Plan:
+    """A VM with a file disk, as ``virt-install --disk path=...`` makes: ``image`` copied to
+    ``DIRECTORY/NAME.qcow2`` (readable by libvirt's QEMU). A VM of that name is left as it is."""
+    import os
+    import shutil
+    import libvirt
+    from .xml import check_path, file_disk
+    check_domain_name(name)
+    disk = os.path.join(check_path(directory, "directory"), f"{name}.qcow2")
+    log = os.path.join(directory, f"{name}.console.log")
+    plan = Plan(f"define {name} with a file disk").add(
+        "cp", image, disk).add("virt-install", "--name", name, "--disk", f"path={disk}",
+                               "--import")
+    if dry_run:
+        return plan
+    if find(conn.lookupByName, name, missing=libvirt.VIR_ERR_NO_DOMAIN) is not None:
+        return Result(plan.action, False, "unchanged: defined", plan, value=name)
+    tmp = f"{disk}.tmp"
+    shutil.copyfile(image, tmp)  # a copy killed half-way is never taken for the disk
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, disk)
+    with translated(f"domain {name}"):
+        conn.defineXML(domain_xml(name, [file_disk(disk)], boot=boot, console_log=log))
+    return Result(plan.action, True, f"defined with {disk}", plan, value=name)
+
+
+def check_hotplug(conn, cluster: Cluster, domain: str, image: str, *, target: str = "vdb",
+                  timeout: float = 120, dry_run: bool = False) -> Result | Plan:
+    """Attach ``image`` to the running VM, see the guest read the bytes the host wrote into
+    it, detach it again: the VM ends as it began. Creates ``image`` (1 MiB) if missing."""
+    import hashlib
+    from ..ceph.images import create_image, image_info, open_image
+    spec = parse_spec(image)
+    check_target(target)
+    payload = hashlib.sha256(spec.image_path.encode()).digest() * (1024 * 1024 // 32)
+    want = hashlib.sha256(payload).hexdigest()
+    check_domain_name(domain)
+    try:  # an image made earlier (of any size from 1 MiB) is used as it is
+        have = None if dry_run else image_info(cluster, spec).size
+    except NotFound:
+        have = None
+    if have is not None and have < 2**20:
+        raise Conflict(f"image {spec} exists with {have} bytes: the check writes 1 MiB")
+    made = create_image(cluster, image, have or "1M", exist_ok=True, dry_run=dry_run)
+    plan = Plan(f"attach {target} to {domain}, see it in the guest, detach it")
+    plan.commands = [*(made if dry_run else made.plan).commands,
+                     ["virsh", "attach-device", domain, "disk.xml", "--live", "--config"],
+                     ["virsh", "console", domain],
+                     ["virsh", "detach-disk", domain, str(spec), "--live", "--config"]]
+    plan.note(f"the host writes 1 MiB into {image}; the guest must report sha256 {want[:16]}…")
+    if dry_run:
+        return plan
+    import os
+    first = wait_guest(conn, domain, timeout=timeout)  # booted, and its console logged
+    if first.message.startswith("not checked"):
+        raise InvalidArgument(f"domain {domain}: {first.message}; attach and detach it "
+                              f"with attach_rbd and detach_rbd instead")
+    with open_image(cluster, spec) as img:
+        img.write(payload, 0)
+    try:  # only what the guest says from now on counts (a report of an earlier run does not)
+        after = os.path.getsize(first.value["log"])
+    except OSError:
+        after = 0
+    attach_rbd(conn, domain, image, target, cluster=cluster)
+    try:
+        wait_guest(conn, domain, disk=target, sha256=want, timeout=timeout, after=after)
+    finally:
+        detach_rbd(conn, domain, image)
+    return Result(plan.action, made.changed, f"the guest saw {target} with sha256 "
+                  f"{want[:16]}…; detached again: the VM is as before", plan, value=want)

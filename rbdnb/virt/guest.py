@@ -33,6 +33,7 @@ from ..base import proc as _proc
 from ..errors import InvalidArgument, MissingTool
 
 MARKER = "RBDNB-GUEST-READY"
+GUEST_CMDLINE = "console=ttyS0 panic=-1 quiet loglevel=3"
 DISK_LINE = re.compile(r"RBDNB-DISK (\w+) (\d+) ([0-9a-f]{64})")
 # What the guest needs; their dependencies are read from modules.dep.
 MODULES = ("virtio_pci", "virtio_blk")
@@ -253,7 +254,7 @@ def build(path: str | os.PathLike, *, size: int = DISK_SIZE, uri: str | None = N
             os.replace(made, final)
             written.append(final.name)
     return GuestBoot(image=str(out), kernel=str(kernel), initrd=str(initrd),
-                     cmdline="console=ttyS0 panic=-1 quiet loglevel=3", changed=bool(written))
+                     cmdline=GUEST_CMDLINE, changed=bool(written))
 
 
 def parse_console(text: str) -> dict:
@@ -287,12 +288,24 @@ def offline_guest(guest_dir: str | os.PathLike | None = None, *,
     if dry_run:
         return GuestBoot(image=str(out), kernel=str(out.with_suffix(".vmlinuz")),
                          initrd=str(out.with_suffix(".initrd")),
-                         cmdline="console=ttyS0 panic=-1 quiet loglevel=3", changed=False)
+                         cmdline=GUEST_CMDLINE, changed=False)
     return build(out)
 
 
+def boot_of(image: str | os.PathLike) -> GuestBoot | None:
+    """How a VM whose disk was made from ``image`` boots: an offline guest (``rbdnb guest
+    build``: its kernel and initrd beside it) boots them directly; any other image from
+    its disk (None)."""
+    image = Path(image)
+    kernel, initrd = image.with_suffix(".vmlinuz"), image.with_suffix(".initrd")
+    if image.suffix != ".qcow2" or not (kernel.exists() and initrd.exists()):
+        return None
+    return GuestBoot(image=str(image), kernel=str(kernel), initrd=str(initrd),
+                     cmdline=GUEST_CMDLINE, changed=False)
+
+
 def wait_console(path: str | os.PathLike, check, *, timeout: float = 120,
-                 interval: float = 1.0) -> dict:
+                 interval: float = 1.0, after: int = 0) -> dict:
     """Wait until the guest's console log, parsed (:func:`parse_console`), satisfies
     ``check``; return what it says. Raises :class:`~rbdnb.errors.Timeout` naming the log."""
     from ..errors import Timeout
@@ -305,6 +318,7 @@ def wait_console(path: str | os.PathLike, check, *, timeout: float = 120,
         except OSError:
             text = ""
         seen.update(parse_console(text))
+        seen["disks"] = parse_console(text[after:])["disks"]  # only reports since ``after``
         return check(seen)
 
     if not wait_until(satisfied, timeout, interval=interval):

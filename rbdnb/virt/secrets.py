@@ -120,14 +120,20 @@ def ensure_secret(conn, cluster: Cluster, client: str = "libvirt",
 
 
 def list_secrets(conn):
-    """libvirt's secrets as a DataFrame (UUID, usage, private); never their values."""
+    """libvirt's secrets as a DataFrame (UUID, usage), as ``virsh secret-list``; never their
+    values."""
     import pandas as pd
     rows = []
     with translated("secrets"):
         for s in conn.listAllSecrets():
-            rows.append({"uuid": s.UUIDString(), "usage_type": s.usageType(),
-                         "usage": s.usageID()})
-    return pd.DataFrame(rows, columns=["uuid", "usage_type", "usage"])
+            kind = _USAGE_TYPES.get(s.usageType(), str(s.usageType()))
+            # usage as virsh secret-list shows it: "ceph client.libvirt secret"
+            rows.append({"uuid": s.UUIDString(), "usage": f"{kind} {s.usageID()}".strip()})
+    return pd.DataFrame(rows, columns=["uuid", "usage"])
+
+
+# libvirt's usage types (virSecretUsageType), named as virsh names them.
+_USAGE_TYPES = {0: "", 1: "volume", 2: "ceph", 3: "iscsi", 4: "tls", 5: "vtpm"}
 
 
 def undefine_secret(conn, uuid: str, *, dry_run: bool = False) -> Result | Plan:
@@ -161,11 +167,10 @@ def set_secret_value(conn, cluster: Cluster, uuid: str, client: str = "libvirt",
         return plan
     secret = _by_uuid(conn, uuid)
     if secret is None:
-        raise NotFound(f"libvirt secret {uuid} not found: define it first (%virsh secret-define)")
+        raise NotFound(f"libvirt secret {uuid} not found: define it first (virsh secret-define)")
     key = get_key(cluster, name)
-    if _value_fingerprints().get(uuid) == _fingerprint(key):
-        return Result(plan.action, False, f"unchanged: secret {uuid} holds client.{name}'s key",
-                      plan, value=uuid)
+    # Set whatever rbdnb remembers: a private value cannot be read back to compare, and this
+    # is asked for by name, so it is done.
     with translated(f"secret {uuid}"):
         secret.setValue(base64.b64decode(key.reveal()))
     _remember_value(uuid, key)

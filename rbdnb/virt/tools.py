@@ -11,7 +11,8 @@ NAME``), never typed and never read back.
 from __future__ import annotations
 
 from ..base import passthrough
-from ..base.passthrough import CHANGE, DESTROY, READ, REFUSED, Output, Sub, Tool, has_option
+from ..base.passthrough import (CHANGE, DESTROY, READ, REFUSED, Output, Redirect, Sub,
+                                Tool, has_option)
 from ..base.plan import Plan, Result
 
 __all__ = ["VIRSH_TOOL", "run_virsh"]
@@ -27,23 +28,27 @@ def _subs(kind: str, names: str, **kw) -> dict[tuple[str, ...], Sub]:
 _VIRSH = {
     **_subs(READ, """list dumpxml domblklist domblkinfo domblkstat domstate dominfo domuuid domid
             domname domiflist domifaddr domifstat domstats domjobinfo domcapabilities
-            domdisplay domtime capabilities version uri hostname nodeinfo sysinfo
+            domdisplay capabilities version uri hostname nodeinfo sysinfo
             pool-list pool-info pool-dumpxml pool-uuid pool-name pool-capabilities
             find-storage-pool-sources find-storage-pool-sources-as
             vol-list vol-info vol-dumpxml vol-path vol-key vol-name vol-pool
             secret-list secret-dumpxml net-list net-info net-dumpxml iface-list
-            snapshot-list snapshot-info snapshot-dumpxml snapshot-current
+            snapshot-list snapshot-info snapshot-dumpxml
             checkpoint-list nodedev-list nodedev-dumpxml"""),
     **_subs(CHANGE, """secret-define pool-define pool-define-as pool-create pool-create-as
-            pool-start pool-autostart pool-refresh pool-build pool-destroy
-            vol-create vol-create-as vol-create-from vol-clone vol-resize vol-upload
+            pool-start pool-autostart pool-refresh pool-destroy
+            vol-create vol-create-as vol-create-from vol-clone
             vol-download define create start shutdown reboot reset suspend resume destroy
             attach-device detach-device attach-disk detach-disk update-device autostart
             setmem setmaxmem setvcpus domrename desc snapshot-create snapshot-create-as
-            managedsave"""),
-    **_subs(CHANGE, "migrate blockcopy blockpull blockcommit blockresize", long=True),
-    **_subs(DESTROY, """undefine vol-delete vol-wipe pool-undefine pool-delete secret-undefine
-            snapshot-delete snapshot-revert managedsave-remove checkpoint-delete"""),
+            snapshot-current domtime managedsave qemu-monitor-command
+            migrate blockcopy blockpull blockresize"""),
+    ("pool-build",): Sub(CHANGE, escalate=(("--overwrite", DESTROY),)),
+    ("vol-resize",): Sub(CHANGE, escalate=(("--shrink", DESTROY),)),
+    ("blockcommit",): Sub(CHANGE, escalate=(("--delete", DESTROY),)),
+    **_subs(DESTROY, """undefine vol-delete vol-wipe vol-upload pool-undefine pool-delete
+            secret-undefine snapshot-delete snapshot-revert managedsave-remove
+            checkpoint-delete"""),
     **_subs(REFUSED, "edit pool-edit net-edit iface-edit snapshot-edit nwfilter-edit "
             "checkpoint-edit", why=_EDIT),
     ("secret-get-value",): Sub(REFUSED, why="would show the key in the notebook; libvirt "
@@ -64,20 +69,23 @@ _VIRSH[("secret-set-value",)] = Sub(REFUSED, why=f"with the key on the command l
                                     f"the process list: use {SAFE_SECRET}")
 _VIRSH_VALUED = frozenset("-c --connect -d --debug -l --log -e --escape -k --keepalive-interval "
                           "-K --keepalive-count".split())
-VIRSH_TOOL = Tool("virsh", _VIRSH, {}, _VIRSH_VALUED)
+_VIRSH_FLAGS = frozenset("-q --quiet -r --readonly -t --timing -v -V --version -h --help".split())
+VIRSH_TOOL = Tool("virsh", _VIRSH, {}, _VIRSH_VALUED, _VIRSH_FLAGS)
+# virsh has no client timeouts of its own: what moves a guest or its disks gets a long bound.
+_SLOW = {("migrate",), ("blockcopy",), ("blockpull",), ("blockcommit",)}
 
 def run_virsh(uri: str, argv: list[str], *, confirm: bool = False, dry_run: bool = False,
-              timeout: float = 60) -> Result | Plan | Output:
+              timeout: float = 60, redirect: Redirect | None = None) -> Result | Plan | Output:
     """Run ``virsh -c URI ARGV`` (see :mod:`rbdnb.virt.tools`): an Output for a read, a
     Result (or its Plan on a dry run) for a change; a destroy needs ``confirm=True``.
     Raises InvalidArgument (shell syntax, a key on the line, a refused sub-command),
     ConfirmationRequired, Timeout, CommandFailed (virsh's own error line)."""
-    argv, redirect = passthrough.split_redirections(argv)
     program = ["virsh", *([] if has_option(argv, "-c", "--connect") else ["-c", uri]), *argv]
-    result = passthrough.run(VIRSH_TOOL, argv, program, confirm=confirm, dry_run=dry_run,
-                             timeout=timeout, output_file=redirect.output,
-                             input_file=redirect.input)
     found = VIRSH_TOOL.find(argv)
+    if found is not None and found[0] in _SLOW:
+        timeout = max(timeout, 1800)
+    result = passthrough.run(VIRSH_TOOL, argv, program, confirm=confirm, dry_run=dry_run,
+                             timeout=timeout, redirect=redirect)
     if isinstance(result, Output) and found and found[0][0] in _TABLES:
         result.value = table_rows(result.text)
     return result

@@ -89,6 +89,7 @@ class Pool:
     id: int
     name: str
     pg_num: int = 8
+    quota_max_objects: int = 0
     applications: dict = field(default_factory=dict)
     images: dict[str, Img] = field(default_factory=dict)
     omaps: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -196,12 +197,22 @@ class Ioctx:
         op.ops.append(("get", (list(keys), result)))
         return iter(result), 0
 
+    def execute(self, key, cls, method, data, length=8192):
+        raise _rados("ObjectNotFound", key)  # no rbd_children object is kept here
+
+    def get_omap_vals(self, op, start_after, filter_prefix, max_return):
+        result = []
+        op.ops.append(("get", (None, result)))
+        return iter(result), 0
+
     def operate_read_op(self, op, key, *args, **kwargs):
+        # No image header is kept here (rbd_header.ID): listings fall back to opening images.
         if key not in self.pool.omaps:
             raise _rados("ObjectNotFound", key)
         omap = self.pool.omaps[key]
         for kind, (keys, result) in op.ops:
-            result.extend((k, omap[k]) for k in keys if k in omap)
+            result.extend((k, omap[k]) for k in (sorted(omap) if keys is None else keys)
+                          if k in omap)
 
 
 class Rados:
@@ -227,6 +238,15 @@ class Rados:
 
     def open_ioctx(self, name):
         return Ioctx(self.store, self.store.pool(name))
+
+    def list_pools(self):
+        return list(self.store.pools)
+
+    def pool_lookup(self, name):
+        return self.store.pool(name).id
+
+    def pool_reverse_lookup(self, pool_id):
+        return next(p.name for p in self.store.pools.values() if p.id == pool_id)
 
     def mon_command(self, cmd, inbuf, timeout=0, target=None):
         cmd = json.loads(cmd)
@@ -266,7 +286,7 @@ def _osd_dump(store, cmd):
             "require_min_compat_client": store.require_min_compat_client,
             "osds": [{"osd": 0, "up": 1, "in": 1, "state": ["exists", "up"]}],
             "pools": [{"pool": p.id, "pool_name": p.name, "pg_num": p.pg_num, "size": 1,
-                       "flags_names": "hashpspool",
+                       "flags_names": "hashpspool", "quota_max_objects": p.quota_max_objects,
                        "application_metadata": p.applications} for p in store.pools.values()]}
 
 
@@ -352,6 +372,9 @@ class RBD:
 
     def list(self, ioctx):
         return sorted(ioctx.pool.images)
+
+    def list2(self, ioctx):
+        return [{"id": img.id, "name": name} for name, img in sorted(ioctx.pool.images.items())]
 
     def create(self, ioctx, name, size, order=None, old_format=False, features=None, **kw):
         if name in ioctx.pool.images:

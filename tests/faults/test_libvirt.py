@@ -8,15 +8,12 @@ within their bounds, and it is reported as not reachable.
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
-import pytest
 
 import rbdnb
 from rbdnb.virt import guest; from rbdnb.base import paths; from rbdnb import virt
@@ -30,13 +27,6 @@ def libvirtd_pid(uri: str) -> int:
     assert pid and rbdnb.base.proc.start_time(pid) is not None, "no libvirtd runs"
     return pid
 
-
-@pytest.fixture
-def guest_dir():
-    path = tempfile.mkdtemp(prefix="rbdnb-faults-", dir="/var/tmp")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def status_json(box) -> dict:

@@ -269,7 +269,9 @@ def test_runbooks_ran_unprivileged_with_no_parameters(binder, executed):
     preflight = _notes(executed["00-preflight"])
     assert "**libvirt**: qemu:///session" in preflight
     assert "**libvirt session mode**: skipped as unprivileged" in preflight
-    assert "**the guest booted from RBD**" in _notes(executed["02-libvirt-rbd"])
+    # The guest booted from its RBD disk and reported it (runbook 02's `%virsh console` step).
+    assert ("**the guest of rbdnb-guide-vm sees vda**: console shows RBDNB-GUEST-READY"
+            in _notes(executed["02-libvirt-rbd"]))
     # The defaults put the guest and the keyring in the user's data dir.
     data = binder.home / ".local/share/rbdnb"
     assert (data / "guest/guest.qcow2").is_file()

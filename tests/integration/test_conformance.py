@@ -21,7 +21,6 @@ tests/artifacts/conformance.md and the end of the test session's output.
 """
 import json
 import os
-import shlex
 import subprocess
 from pathlib import Path
 
@@ -80,10 +79,13 @@ def shell(world):
 
 def is_read(tool: str, text: str) -> bool:
     """Whether rbdnb treats the line as one that only reads."""
-    from rbdnb.base.passthrough import READ, split_redirections
+    from rbdnb.base.passthrough import READ, parse_line
     from rbdnb.magics import TABLES
     table = next(t for t in TABLES if t.tool == tool)
-    words, redirect = split_redirections(shlex.split(text))
+    try:
+        words, redirect = parse_line(tool, text)
+    except Exception:
+        return False
     if redirect.output:
         return False
     argv = table.extract(words)[0] if table.extract else words
@@ -91,7 +93,7 @@ def is_read(tool: str, text: str) -> bool:
     if native is not None:
         return native[2] not in table.mutating
     found = table.tool_command(words)
-    return found is not None and found[1].kind == READ
+    return found is not None and found[1].kind_for(words) == READ
 
 
 def with_yes(text: str) -> str:
@@ -123,6 +125,10 @@ def play_cli(world, scenario, cwd: Path) -> list[dict]:
                     record["facts"] = runner.facts(json.loads(shown.stdout))
                 except ValueError:
                     pass
+        elif done.returncode == 0 and line.tool == "virsh" and is_read(line.tool, text):
+            from rbdnb.virt.tools import table_rows
+            rows = table_rows(done.stdout) or []  # virsh's tables: every cell must show
+            record["facts"] = {v for r in rows for v in r.values() if runner.usable(v)}
         record["state"] = world.state(cwd)
         records.append(record)
     return records
@@ -137,12 +143,17 @@ def run_magic(shell, tool: str, text: str):
 
 def normalised(state: dict) -> dict:
     """The state without what rbdnb does on purpose beyond the tool: a pool it creates is
-    initialised for RBD (the application "rbd")."""
+    initialised for RBD (the application "rbd", librbd's pool flag)."""
     out = json.loads(json.dumps(state, default=str))
     for pool in out["pools"].values():
         apps = pool.get("applications") or {}
         if apps.get("rbd") == {}:
             apps.pop("rbd")
+        # "creating" passes in a moment; "selfmanaged_snaps" is librbd's business once a pool
+        # is RBD's (rbdnb initialises the pools it creates).
+        flags = [f for f in (pool.get("flags") or "").split(",")
+                 if f not in ("creating", "selfmanaged_snaps")]
+        pool["flags"] = ",".join(flags)
     return out
 
 
@@ -179,8 +190,8 @@ def play_magic(world, shell, scenario, cwd: Path, reference: list[dict]) -> list
             index += 1
             text = world.fill(line.text, cwd)
             outcome = judge(world, shell, line, text, ref, state, cwd)
+            state = outcome.pop("state", None) or world.state(cwd)  # read once per line
             outcomes.append(outcome)
-            state = world.state(cwd)
     finally:
         os.chdir(here)
     return outcomes
@@ -212,13 +223,19 @@ def judge(world, shell, line, text, ref, before, cwd) -> dict:
     else:
         out.update(outcome="correct", detail=message or "")
         if error is None and ref["rc"] != 0:
-            changed = isinstance(value, Result) and value.changed
-            if changed:
+            if not isinstance(value, Result) or value.changed:
                 out.update(outcome="wrong", detail=f"the tool failed ({ref['error']}) but the "
-                                                   f"magic changed something")
+                                                   f"magic answered {type(value).__name__}")
             else:
                 out["detail"] = f"the tool failed ({ref['error']}); the magic: unchanged"
-    mine, theirs = normalised(world.state(cwd)), normalised(ref["state"])
+    open_keys = [f.name for f in cwd.iterdir() if f.is_file() and f.stat().st_mode & 0o077
+                 and f.stat().st_size < (1 << 20)  # a keyring, not an exported image
+                 and runner.KEY.search(f.read_text(errors="replace"))]
+    if open_keys:
+        return {**out, "outcome": "wrong", "detail": f"a key in a file others can read: "
+                                                     f"{open_keys}"}
+    out["state"] = world.state(cwd)
+    mine, theirs = normalised(out["state"]), normalised(ref["state"])
     if mine != theirs:
         out.update(outcome="wrong", detail=(out["detail"] + "; " if out["detail"] else "")
                    + first_difference(mine, theirs))

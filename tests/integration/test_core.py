@@ -277,6 +277,75 @@ def test_snapshot_lifecycle_matches_rbd_snap_ls(cluster, pool, cli):
     assert not rbdnb.purge_snapshots(cluster, spec, confirm=True).changed
 
 
+def test_long_listing_and_children_read_from_headers_match_rbd_cli(cluster, pool, cli):
+    """list_images and children read rbd's metadata without opening images: every field
+    agrees with rbd ls -l and rbd children, for clone v1 and v2, a parent in another pool, a
+    namespace, a snapshot of a clone and a clone in the trash."""
+    other = f"{pool}-other"
+    golden = f"{pool}/golden"
+    rbdnb.create_image(cluster, golden, "64M")
+    rbdnb.create_snapshot(cluster, f"{golden}@base")
+    rbdnb.create_snapshot(cluster, f"{golden}@two")
+    rbdnb.protect_snapshot(cluster, f"{golden}@base")
+    rbdnb.create_pool(cluster, other, 8)
+    try:
+        cli("rbd", "namespace", "create", f"{other}/ns")
+        rbdnb.clone(cluster, f"{golden}@base", f"{pool}/kid-v1")
+        rbdnb.create_snapshot(cluster, f"{pool}/kid-v1@k1")
+        cli("rbd", "clone", "--rbd-default-clone-format", "2", f"{golden}@two", f"{pool}/kid-v2")
+        cli("rbd", "clone", "--rbd-default-clone-format", "2", f"{golden}@base",
+            f"{other}/ns/kid-ns")
+        rbdnb.clone(cluster, f"{golden}@base", f"{other}/kid-far")
+        rbdnb.clone(cluster, f"{golden}@base", f"{pool}/kid-trashed")
+        cli("rbd", "trash", "mv", f"{pool}/kid-trashed")
+        rbdnb.create_image(cluster, f"{pool}/plain", "1G", features=["layering"])
+
+        for where, ns in ((pool, ""), (other, ""), (other, "ns")):
+            frame = rbdnb.list_images(cluster, where, ns).set_index("name")
+            listed = cli("rbd", "ls", "-l", where,
+                         *(["--namespace", ns] if ns else []), json_out=True)
+            heads = {e["image"]: e for e in listed if "snapshot" not in e}
+            assert set(frame.index) == set(heads) and not frame.attrs["skipped"]
+            for name, row in frame.iterrows():
+                head, snaps = heads[name], [e for e in listed
+                                            if e["image"] == name and "snapshot" in e]
+                p = head.get("parent")
+                want = (f"{p['pool']}/{p['pool_namespace'] + '/' if p.get('pool_namespace') else ''}"
+                        f"{p['image']}@{p['snapshot']}") if p else None
+                assert (row["parent"] if isinstance(row["parent"], str) else None) == want, name
+                assert row["size"] == head["size"] and row["format"] == head["format"] == 2
+                assert row["snapshots"] == len(snaps)
+                assert row["protected_snapshots"] == ",".join(
+                    e["snapshot"] for e in snaps if e["protected"] == "true")
+                spec = f"{where}/{ns + '/' if ns else ''}{name}"
+                assert sorted(row["features"].split(",")) == sorted(
+                    cli("rbd", "info", spec, json_out=True)["features"])
+
+        for snap in ("base", "two"):
+            ours = rbdnb.children(cluster, f"{golden}@{snap}")
+            theirs = cli("rbd", "children", f"{golden}@{snap}", json_out=True)
+            assert sorted(zip(ours.pool, ours.namespace, ours.image)) == sorted(
+                (k["pool"], k["pool_namespace"], k["image"]) for k in theirs)
+        assert "kid-trashed" not in set(rbdnb.children(cluster, f"{golden}@base").image)
+    finally:
+        rbdnb.delete_pool(cluster, other, confirm=True, missing_ok=True)
+
+
+def test_clone_many_beyond_the_pool_quota_is_refused_before_the_first_clone(cluster, pool, cli):
+    golden = f"{pool}/golden"
+    rbdnb.create_image(cluster, golden, "16M")
+    rbdnb.create_snapshot(cluster, f"{golden}@base")
+    cli("ceph", "osd", "pool", "set-quota", pool, "max_objects", "40")
+    try:
+        before = cli("rbd", "ls", pool, json_out=True)
+        with pytest.raises(rbdnb.ClusterFull, match=f"pool {pool} can hold about .* more "
+                           f"clones, not 500: its quota is 40 objects"):
+            rbdnb.clone_many(cluster, f"{golden}@base", f"{pool}/vm-{{i:03d}}", count=500)
+        assert cli("rbd", "ls", pool, json_out=True) == before
+    finally:
+        cli("ceph", "osd", "pool", "set-quota", pool, "max_objects", "0")
+
+
 # -- clones -----------------------------------------------------------------------------------
 def test_golden_image_clone_many_and_flatten(cluster, pool, cli):
     golden = f"{pool}/golden"

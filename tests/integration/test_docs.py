@@ -34,7 +34,15 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
               "04-benchmark.total": "8M", "04-benchmark.results_dir": str(tmp_path / "bench"),
               "99-teardown.users": [f"dl{run}", f"dg{run}"],
               "99-teardown.pools": ["rdb_1", "libvirt-pool", f"dgold-{run}", f"dbench-{run}"]}
-    argv = [sys.executable, "-m", "rbdnb", "docs", "build", str(site), "--runbooks", str(RUNBOOKS)]
+    # The scale page: a small run of the scale benchmark on the session's cluster.
+    scale = subprocess.run([sys.executable, "-m", "rbdnb", "bench", "scale", "--conf",
+                            str(sandbox.conf_path), "--sizes", "10,30", "--repeat", "1",
+                            "--output", str(tmp_path / "scale.csv")],
+                           capture_output=True, text=True, timeout=900)
+    assert scale.returncode == 0, scale.stdout + scale.stderr[-2000:]
+    assert "long listing" in scale.stdout and "children" in scale.stdout
+    argv = [sys.executable, "-m", "rbdnb", "docs", "build", str(site), "--runbooks", str(RUNBOOKS),
+            "--scale", str(tmp_path / "scale.csv")]
     for key, value in params.items():
         argv += ["-p", key, json.dumps(value) if isinstance(value, list) else str(value)]
     try:
@@ -46,6 +54,10 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
              "04-benchmark", "99-teardown"]
     for name in names:
         assert (site / f"{name}.html").stat().st_size > 10_000
+    assert (site / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    scale_page = (site / "scale.html").read_text()
+    assert "scale.png" in scale_page and "long listing" in scale_page and "<td>30</td>" in scale_page
+    assert "href='scale.html'" in (site / "index.html").read_text()
     keys = [line.split("=", 1)[1].strip() for p in sandbox.dir.glob("*.keyring")
             for line in p.read_text().splitlines() if "key =" in line]
     for path in site.iterdir():
@@ -63,7 +75,7 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
             page.goto((site / "index.html").as_uri())
             page.screenshot(path=str(ARTIFACTS / "docs-index.png"), full_page=True)
             index = page.inner_text("body")
-            page.click("text=02-libvirt-rbd")
+            page.click("a[href='02-libvirt-rbd.html']")
             page.wait_for_load_state()
             page.screenshot(path=str(ARTIFACTS / "docs-02-libvirt-rbd.png"))
             runbook = page.inner_text("body")
@@ -72,5 +84,21 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
     for name in names:
         assert name in index, index
     assert index.count("pass") >= len(names) and "step failed" not in index, index
+    # The front page is the guide regenerated: every step in the guide's order, the guide's
+    # command and mistakes, the cell that did it with its output, the real tool's check.
+    from rbdnb.runbooks.guide import STEPS
+    at = [index.find(f"{s.id} {s.title}") for s in STEPS]
+    assert -1 not in at and at == sorted(at), [s.id for s, i in zip(STEPS, at) if i == -1]
+    assert "qemu-img info rbfad:rdb_1/image3" in index and "typo" in index
+    assert "virsh dump centos7" in index and "dumpxml" in index
+    assert "%qemu-img create -f raw rbd:{pool}/{image} {size} --exist-ok" in index
+    assert "%virsh secret-define --client {user}" in index
+    checks = index.count("Checked with the real tool")
+    assert checks >= 12 and "Checked with the real tool failed" not in index, index[:3000]
+    assert '"name": "os-data"' in index, 'rbd info of os-data is not on the page'
+    fsid = cli("ceph", "fsid").stdout.strip()
+    for path in site.glob("*.html"):
+        text = path.read_text()
+        assert "rbdnb-build" in text and fsid in text, f"{path.name}: no build metadata"
     assert "libvirt with Ceph RBD" in runbook and "virsh" in runbook, runbook[:2000]
     assert "RBDNB-GUEST-READY" in runbook, proc.stdout

@@ -49,7 +49,9 @@ def world(sandbox, cluster, tmp_path_factory):
     conn = virt.connect_libvirt(sandbox.libvirt_uri)
     secret = virt.ensure_secret(conn, cluster, USER)
     virt.ensure_rbd_pool(conn, LVPOOL, POOL, cluster, USER, secret)
-    virt.define_vm(conn, VM, [f"{POOL}/cl"], cluster=cluster)
+    # Its console is logged (nothing boots it here: %virsh console says it checked nothing).
+    virt.define_vm(conn, VM, [f"{POOL}/cl"], cluster=cluster,
+                   console_log=str(files / "console.log"))
     fields = {"pool": POOL, "image": "img", "snap": "snap", "protected": "prot",
               "lone": "lone", "clone": "cl", "file": str(raw), "outfile": str(files / "out.raw"),
               "vm": VM, "lvpool": LVPOOL, "user": USER, "conf": str(sandbox.conf_path),
@@ -199,6 +201,7 @@ def cli_examples(world, sandbox, tmp):
         ("bench", "run"): ["bench", "run", f"{world['pool']}/{world['lone']}", *conf],
         ("bench", "matrix"): ["bench", "matrix", f"{world['pool']}/{world['lone']}", *conf],
         ("bench", "compare"): ["bench", "compare"],
+        ("bench", "scale"): ["bench", "scale", "--conf", world["conf"], "--sizes", "10,20"],
     }
 
 

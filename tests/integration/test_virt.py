@@ -298,6 +298,14 @@ def test_qemu_img_on_rbd_matches_the_cli(sandbox, cluster, env, boot):
     assert cli_info["virtual-size"] == info["virtual-size"]
     assert qemu.resize(target, "2G", cluster).changed
     assert rbdnb.image_info(cluster, f"{POOL}/qimg").size == 2 * 1024**3
+    # Run again (a runbook's second run): what is there already is left as it is.
+    again = qemu.resize(target, "2G", cluster)
+    assert not again.changed and again.message == "unchanged: already 2G"
+    same = qemu.create(target, "2G", cluster, exist_ok=True)
+    assert not same.changed and same.message.startswith("unchanged: exists")
+    grown = qemu.create(target, "1G", cluster, exist_ok=True)  # created 1G, grown since
+    assert not grown.changed and grown.message == "unchanged: exists, 2G (not 1G): left as it is"
+    assert rbdnb.image_info(cluster, f"{POOL}/qimg").size == 2 * 1024**3
     seen = []
     result = qemu.convert(boot.image, f"rbd:{POOL}/qconv", cluster, source_format="qcow2",
                           progress=lambda d, t: seen.append(d))

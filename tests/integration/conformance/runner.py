@@ -42,6 +42,7 @@ HERE = Path(__file__).parent
 KEY = re.compile(r"AQ[A-Za-z0-9+/]{36}==")
 BASE_POOLS = {"device_health_metrics", ".mgr"}
 TOOLS = ("rbd", "ceph", "virsh", "qemu-img")
+OURS = "rbdnb-conformance"  # the prefix of every libvirt object the corpus makes
 SUMMARY: list[str] = []  # the report, for the end of the session's output
 
 
@@ -112,9 +113,8 @@ class World:
         self.keyring = str(box.conf_path.parent / "ceph.client.admin.keyring")
         self.base_users = set(self.users())
         self.base_config = self.config()
-        self.base_secrets = {s.UUIDString() for s in self.virt.listAllSecrets()}
-        self.base_pools = {p.name() for p in self.virt.listAllStoragePools()}
-        self.base_domains = {d.name() for d in self.virt.listAllDomains()}
+        self.base_rules = set(self.mon("osd crush rule ls"))
+        self.base_profiles = set(self.mon("osd erasure-code-profile ls"))
         self.ignore_data: set[str] = set()  # POOL/[NS/]IMAGE written by a benchmark
 
     def close(self):
@@ -155,19 +155,27 @@ class World:
             self.mon("auth rm", entity=user)
         for section, name, _ in set(self.config()) - set(self.base_config):
             self.mon("config rm", who=section, name=name)
-        for dom in self.virt.listAllDomains():
-            if dom.name() not in self.base_domains:
-                with contextlib.suppress(Exception):
-                    dom.destroy()
-                dom.undefine()
-        for pool in self.virt.listAllStoragePools():
-            if pool.name() not in self.base_pools:
-                with contextlib.suppress(Exception):
-                    pool.destroy()
-                pool.undefine()
-        for secret in self.virt.listAllSecrets():
-            if secret.UUIDString() not in self.base_secrets:
-                secret.undefine()
+        self.mon("osd blocklist clear")  # what breaking a lock added
+        for rule in set(self.mon("osd crush rule ls")) - self.base_rules:
+            self.mon("osd crush rule rm", name=rule)  # an erasure-coded pool made one
+        for profile in set(self.mon("osd erasure-code-profile ls")) - self.base_profiles:
+            self.mon("osd erasure-code-profile rm", name=profile)
+        # libvirt is the machine's: only what the corpus names (rbdnb-conformance...) is ours.
+        for dom in self._ours(self.virt.listAllDomains()):
+            with contextlib.suppress(Exception):
+                dom.destroy()
+            dom.undefine()
+        for pool in self._ours(self.virt.listAllStoragePools()):
+            with contextlib.suppress(Exception):
+                pool.destroy()
+            pool.undefine()
+        for secret in self._ours(self.virt.listAllSecrets()):
+            secret.undefine()
+
+    @staticmethod
+    def _ours(objects):
+        name = lambda o: o.usageID() if hasattr(o, "usageID") else o.name()  # noqa: E731
+        return [o for o in objects if (name(o) or "").startswith(OURS)]
 
     def setup(self, kind: str, args: str, cwd: Path) -> None:
         import rbd
@@ -280,7 +288,8 @@ class World:
     # -- the state ------------------------------------------------------------------------------
     def state(self, cwd: Path) -> dict:
         pools = {}
-        details = {p["pool_name"]: p for p in self.mon("osd pool ls", detail="detail")}
+        osd = self.mon("osd dump")  # one call: pools, flags, ratios, profiles, blocklist
+        details = {p["pool_name"]: p for p in osd["pools"]}
         for pool in sorted(set(details) - BASE_POOLS):
             d = details[pool]
             if d.get("min_size", 1) > 1:  # more copies than this one OSD can hold: inactive
@@ -289,11 +298,17 @@ class World:
                 continue
             pools[pool] = {
                 "size": d.get("size"), "min_size": d.get("min_size"),
-                "pg_num": d.get("pg_num"), "applications": d.get("application_metadata"),
+                "pg_num": d.get("pg_num_target", d.get("pg_num")),  # a merge takes a while
+                "applications": d.get("application_metadata"),
                 "snaps": sorted(s["name"] for s in d.get("pool_snaps", [])),
                 "quota": (d.get("quota_max_objects"), d.get("quota_max_bytes")),
+                "options": d.get("options"), "flags": d.get("flags_names"),
                 **self._rbd_pool(pool)}
-        return {"pools": pools, "users": self.users(),
+        cluster = {"flags": osd.get("flags"), "ratios": (osd.get("full_ratio"),
+                   osd.get("nearfull_ratio"), osd.get("backfillfull_ratio")),
+                   "ec_profiles": sorted(osd.get("erasure_code_profiles", {})),
+                   "blocklist": len(osd.get("blocklist", {}))}
+        return {"pools": pools, "users": self.users(), "cluster": cluster,
                 "config": sorted(set(self.config()) - set(self.base_config)),
                 "files": _files(cwd), "libvirt": self._libvirt()}
 
@@ -309,12 +324,14 @@ class World:
             with contextlib.suppress(rbd.Error):
                 out["config"] = sorted((c["name"], c["value"]) for c in
                                        rbd.RBD().config_list(ioctx) if c["source"] == 1)
+            with contextlib.suppress(rbd.Error):
+                out["mirror_mode"] = rbd.RBD().mirror_mode_get(ioctx)
         for ns in namespaces:
             with self.ioctx(pool, ns) as ioctx:
                 try:
                     names = sorted(rbd.RBD().list(ioctx))
                     trash = self._trash(ioctx, pool, ns)
-                    groups = sorted(rbd.RBD().group_list(ioctx))
+                    groups = {g: _group(ioctx, g) for g in sorted(rbd.RBD().group_list(ioctx))}
                 except rbd.Error as exc:
                     out[f"ns {ns}"] = f"unreadable: {type(exc).__name__}"
                     continue
@@ -337,22 +354,41 @@ class World:
             return sorted((t["name"], t["source"]) for t in json.loads(done.stdout))
 
     def _libvirt(self) -> dict:
-        secrets = sorted((s.usageID(), s.UUIDString()) for s in self.virt.listAllSecrets()
-                         if s.UUIDString() not in self.base_secrets)
+        secrets = sorted((s.usageID(), s.UUIDString())
+                         for s in self._ours(self.virt.listAllSecrets()))
         pools = {}
-        for p in self.virt.listAllStoragePools():
-            if p.name() in self.base_pools:
-                continue
+        for p in self._ours(self.virt.listAllStoragePools()):
             vols = []
             if p.isActive():
                 with contextlib.suppress(Exception):
                     p.refresh(0)
                     vols = sorted(p.listVolumes())
+            sizes = {}
+            for v in vols:
+                with contextlib.suppress(Exception):
+                    sizes[v] = p.storageVolLookupByName(v).info()[1]
             pools[p.name()] = {"active": bool(p.isActive()), "autostart": bool(p.autostart()),
-                               "volumes": vols}
-        domains = {d.name(): bool(d.isActive()) for d in self.virt.listAllDomains()
-                   if d.name() not in self.base_domains}
+                               "volumes": sizes, "xml": _masked(p.XMLDesc(1))}
+        domains = {d.name(): (bool(d.isActive()), _masked(d.XMLDesc(2)))
+                   for d in self._ours(self.virt.listAllDomains())}
         return {"secrets": [u for u, _ in secrets], "pools": pools, "domains": domains}
+
+
+def _masked(xml: str) -> str:
+    """libvirt XML without what each side gets of its own (UUIDs, the capacity it reads)."""
+    xml = re.sub(r"<uuid>[^<]*</uuid>", "<uuid/>", xml)
+    xml = re.sub(r"<(allocation|available|capacity)[^>]*>[^<]*</\1>", "", xml)
+    return re.sub(r"\s+", " ", xml).strip()
+
+
+def _group(ioctx, name: str) -> dict:
+    import rbd
+    group = rbd.Group(ioctx, name)
+    try:
+        return {"images": sorted(i["name"] for i in group.list_images()),
+                "snaps": sorted(s["name"] for s in group.list_snaps())}
+    except rbd.Error as exc:
+        return {"unreadable": type(exc).__name__}
 
 
 def _image(ioctx, name: str, cluster) -> dict:
@@ -382,7 +418,12 @@ def _image(ioctx, name: str, cluster) -> dict:
             lock_kind = (lockers["exclusive"], lockers["tag"]) if lockers else None
             config = sorted((c["name"], c["value"]) for c in img.config_list()
                             if c["source"] == 2)
+            try:
+                limit = img.get_snap_limit()
+            except rbd.Error:
+                limit = None
             return {"size": size, "order": stat["order"], "features": img.features(),
+                    "snap_limit": limit,
                     "stripe": (img.stripe_unit(), img.stripe_count()),
                     "data_pool": None if img.data_pool_id() == ioctx.get_pool_id() else
                     cluster.pool_reverse_lookup(img.data_pool_id()), "parent": parent,
@@ -405,10 +446,17 @@ def _checksum(img, size: int) -> str | None:
     blocks = sorted({at for off, length in extents
                      for at in range(off - off % block, off + length, block)})
     digest = hashlib.sha256()
-    for at in blocks:
-        data = img.read(at, min(block, size - at))
-        if data.count(0) != len(data):
-            digest.update(f"{at}:".encode() + data)
+    index = 0
+    while index < len(blocks):  # consecutive blocks read together, up to 4 MiB at a time
+        start = end = blocks[index]
+        while index < len(blocks) and blocks[index] == end and end - start < (4 << 20):
+            end += block
+            index += 1
+        data = img.read(start, min(end, size) - start)
+        for off in range(0, len(data), block):
+            piece = data[off:off + block]
+            if piece.count(0) != len(piece):
+                digest.update(f"{start + off}:".encode() + piece)
     return digest.hexdigest()[:16]
 
 
@@ -475,11 +523,18 @@ def facts(value) -> set[str]:
         elif isinstance(v, list):
             for x in v:
                 walk(x, key)
-        elif key in IDENTITY and v not in (None, "") and \
-                not re.search(r"\d\d:\d\d:\d\d", str(v)):  # a time: each side has its own
+        elif key in IDENTITY and usable(v):
             out.add(str(v))
     walk(value)
     return out
+
+
+def usable(v) -> bool:
+    """A fact both sides can have: not a time or a UUID (each side has its own), not "0" or
+    "8" (found anywhere)."""
+    text = str(v)
+    return v not in (None, "") and len(text) >= 3 and not re.search(
+        r"\d\d:\d\d:\d\d|[0-9a-f]{8}-[0-9a-f]{4}-", text)
 
 
 def shown(value) -> str:
@@ -487,6 +542,8 @@ def shown(value) -> str:
     import pandas as pd
     if value is None:
         return ""
+    if hasattr(value, "plan") and hasattr(value, "message"):  # a Result: not the command line
+        return value.message + shown(value.value)
     if isinstance(value, pd.DataFrame):
         return json.dumps(value.astype(str).to_dict("records"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -166,3 +166,59 @@ def test_users_least_privilege_and_keys_never_shown(cluster, fake_ceph):
     assert "client.libvirt" in list(frame["entity"]) and real not in frame.to_string()
     assert rbdnb.delete_user(cluster, "libvirt", confirm=True).changed
     assert "client.libvirt" not in fake_ceph.store.users
+
+
+def test_long_listing_concurrent_in_name_order_skips_what_vanishes(cluster, fake_ceph,
+                                                                    monkeypatch):
+    """list_images opens images several at a time, keeps rbd ls -l's order (by name), calls
+    progress for each, and leaves out (and names) an image removed while the pool is read."""
+    import threading
+    from tests.fakes import ceph as fake
+    rbdnb.create_pool(cluster, "p")
+    for i in range(40):
+        rbdnb.create_image(cluster, f"p/img-{39 - i:02d}", "4M")
+    rbdnb.create_snapshot(cluster, "p/img-00@s")
+    rbdnb.protect_snapshot(cluster, "p/img-00@s")
+    rbdnb.clone(cluster, "p/img-00@s", "p/kid")
+    in_flight, peak, lock = [0], [0], threading.Lock()
+    opened = fake.Image.__init__
+
+    def slow_open(self, ioctx, name, *a, **kw):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            threading.Event().wait(0.01)
+            if name == "img-07":  # removed after rbd.RBD().list() named it
+                ioctx.pool.images.pop(name, None)
+            opened(self, ioctx, name, *a, **kw)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+    monkeypatch.setattr(fake.Image, "__init__", slow_open)
+    seen = []
+    df = rbdnb.list_images(cluster, "p", concurrency=8, progress=lambda d, t: seen.append((d, t)))
+    names = [f"img-{i:02d}" for i in range(40) if i != 7] + ["kid"]
+    assert list(df["name"]) == names
+    assert df.attrs["skipped"] == ["img-07"]
+    assert seen[-1] == (41, 41) and len(seen) == 41
+    assert 1 < peak[0] <= 8
+    kid = df[df["name"] == "kid"].iloc[0]
+    assert kid["parent"] == "p/img-00@s"
+    assert df[df["name"] == "img-00"].iloc[0]["protected_snapshots"] == "s"
+    with pytest.raises(rbdnb.InvalidArgument, match="concurrency"):
+        rbdnb.list_images(cluster, "p", concurrency=0)
+
+
+def test_clone_many_refuses_a_count_the_pool_quota_cannot_hold_before_the_first(cluster,
+                                                                                 fake_ceph):
+    rbdnb.create_pool(cluster, "p")
+    rbdnb.create_image(cluster, "p/golden", "4M")
+    rbdnb.create_snapshot(cluster, "p/golden@base")
+    fake_ceph.store.pools["p"].quota_max_objects = 30
+    before = rbdnb.image_names(cluster, "p")
+    with pytest.raises(rbdnb.ClusterFull, match=r"pool p can hold about 10 more clones, not 50: "
+                       r"its quota is 30 objects.*ceph osd pool set-quota p max_objects"):
+        rbdnb.clone_many(cluster, "p/golden@base", "p/vm-{i:02d}", count=50)
+    assert rbdnb.image_names(cluster, "p") == before
+    assert rbdnb.clone_many(cluster, "p/golden@base", "p/vm-{i:02d}", count=10).changed

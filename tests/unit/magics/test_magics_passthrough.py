@@ -13,9 +13,10 @@ from rbdnb.base import proc
 from rbdnb.base.passthrough import CHANGE, DESTROY, REFUSED
 from rbdnb.base.plan import Plan, Result
 from rbdnb.magics import TABLES
+from rbdnb.sandbox import new_cephx_key
 from tests.unit.magics.conftest import run
 
-KEY = "AQBub3RhcmVhbGtleW5vdGFyZWFsa2V5ABAAAA=="  # shaped like a cephx key, not one
+KEY = new_cephx_key()  # a fresh key of the real shape, made here: none is committed
 
 
 class Programs:
@@ -198,3 +199,77 @@ def test_ceph_s_is_ceph_status(ip, programs):
     programs.stdout = json.dumps({"health": {"status": "HEALTH_OK"}})
     run(ip, "%ceph -s")
     assert "status" in programs.ran[-1] and "-s" not in programs.ran[-1]
+
+
+class Failing(Programs):
+    """A program that writes some output, then fails."""
+
+    def watch(self, argv, on_tick, **kw):
+        super().watch(argv, on_tick, **kw)
+        from rbdnb.errors import CommandFailed
+        raise CommandFailed("ceph failed: Error EINVAL: no", returncode=22, stderr="no")
+
+
+def test_a_dry_run_that_would_write_a_file_writes_nothing(ip, programs, tmp_path):
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
+    run(ip, "%config RbdnbMagics.dry_run = True")
+    try:
+        for line in (f"%ceph auth get client.x -o {tmp_path}/a", f"%rbd ls p > {tmp_path}/b",
+                     f"%ceph auth get-key client.x | tee {tmp_path}/c"):
+            assert isinstance(run(ip, line), Plan), line
+    finally:
+        run(ip, "%config RbdnbMagics.dry_run = False")
+    assert programs.ran == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_file_is_replaced_only_when_the_command_succeeded(ip, monkeypatch, tmp_path):
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
+    keep = tmp_path / "keep"
+    keep.write_text("before\n")
+    with pytest.raises(UsageError, match="add --yes"):  # not confirmed: nothing touched
+        run(ip, f"%ceph auth del client.x -o {keep}")
+    monkeypatch.setattr(proc, "watch", Failing().watch)
+    with pytest.raises(UsageError, match="EINVAL"):
+        run(ip, f"%ceph auth get client.x > {keep}")
+    assert keep.read_text() == "before\n" and sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
+
+
+def test_tee_a_appends_and_a_directory_is_a_one_line_error(ip, programs, tmp_path):
+    log = tmp_path / "log"
+    log.write_text("first\n")
+    programs.stdout = "second\n"
+    run(ip, f"%rbd ls p | tee -a {log}")
+    assert log.read_text() == "first\nsecond\n"
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    with pytest.raises(UsageError, match="cannot write it") as error:
+        run(ip, f"%rbd ls p > {tmp_path}")  # a directory
+    assert "\n" not in str(error.value)
+
+
+def test_a_quoted_operator_is_an_argument(ip, programs):
+    run(ip, "%rbd image-meta set p/img '>' v")
+    assert programs.ran[-1][-4:] == ["set", "p/img", ">", "v"]
+    with pytest.raises(UsageError, match="shell syntax"):
+        run(ip, "%rbd ls p 2>/dev/null")
+
+
+@pytest.mark.parametrize("line", [
+    "%virsh -q undefine list",                 # an option before the command takes no word
+    "%virsh vol-resize vol 1G --pool p --shrink",
+    "%qemu-img snapshot -d snap1 disk.qcow2",
+    "%qemu-img convert -n -O raw a.qcow2 rbd:p/img",
+    "%ceph config-key rm k --yes-i-really-really-mean-it",  # that flag confirms pool deletion only
+    "%ceph osd pool mksnap p s1",
+])
+def test_what_destroys_data_needs_yes(ip, programs, line):
+    with pytest.raises(UsageError, match="add --yes"):
+        run(ip, line)
+    assert programs.ran == []
+
+
+def test_what_repairs_is_a_change_not_a_read(ip, programs):
+    assert isinstance(run(ip, "%qemu-img check -r all rbd:p/img --dry-run"), Plan)
+    run(ip, "%qemu-img check rbd:p/img")  # a plain check reads
+    assert len(programs.ran) == 1

@@ -224,3 +224,76 @@ def test_objects_on_cluster_finds_only_what_uses_these_monitors_and_pools():
     assert every.domains == ["vm-ours", "vm-other-pool"] and every.secrets == ["u1", "u2"]
     # A <host> without a port means Ceph's default port, as libvirt and QEMU read it.
     assert virt.objects_on_cluster(conn, [("127.0.0.1", 6789)]).domains == ["vm-default-port"]
+
+
+def test_a_dry_run_before_the_libvirt_pool_exists_says_where_auth_will_come_from(conn):
+    plan = virt.define_vm(conn, "t4", ["p/disk"], dry_run=True)
+    assert plan.lines == ["virsh define t4.xml"] and any("monitors" in n for n in plan.notes)
+    assert "t4" not in [d.name() for d in conn.listAllDomains()]
+    plan = virt.replace_disk(conn, "t4", "vda", "p/new", dry_run=True)
+    assert plan.lines == ["virsh edit t4"]
+
+
+def test_wait_guest_reads_the_console_log_of_a_running_offline_guest(conn, tmp_path):
+    log = tmp_path / "t5.console.log"
+    virt.define_vm(conn, "t5", ["p/disk"], auth=AUTH, boot=BOOT, console_log=str(log),
+                   virt_type="qemu")
+    with pytest.raises(rbdnb.InvalidArgument, match="t5 is not running"):
+        virt.wait_guest(conn, "t5", timeout=1)
+    virt.start_vm(conn, "t5")
+    with pytest.raises(rbdnb.Timeout, match="booted: False"):
+        virt.wait_guest(conn, "t5", timeout=0.5)
+    digest = "ab" * 32
+    log.write_text(f"{guest.MARKER}\nRBDNB-DISK vda 2048 {digest}\n")
+    seen = virt.wait_guest(conn, "t5", timeout=5)
+    assert not seen.changed and "vda sha256 abababab" in seen.message
+    assert seen.plan.lines == ["virsh console t5"]
+    with pytest.raises(rbdnb.Timeout):
+        virt.wait_guest(conn, "t5", disk="vda", sha256="cd" * 32, timeout=0.5)
+    assert isinstance(virt.wait_guest(conn, "t5", dry_run=True), rbdnb.Plan)
+    # A guest that is not rbdnb's (booted from its disk) reports nothing: not checked.
+    virt.define_vm(conn, "t6", ["p/disk"], auth=AUTH, console_log=str(log), virt_type="qemu")
+    assert virt.wait_guest(conn, "t6", timeout=1).message.startswith("not checked")
+    virt.define_vm(conn, "t7", ["p/disk"], auth=AUTH, virt_type="qemu")
+    with pytest.raises(rbdnb.InvalidArgument, match="no console log"):
+        virt.wait_guest(conn, "t7", timeout=1)
+
+
+def test_define_file_vm_copies_the_image_once(conn, tmp_path):
+    image = tmp_path / "src.qcow2"
+    image.write_bytes(b"QFI\xfb" + bytes(100))
+    made = virt.define_file_vm(conn, "t8", str(image), str(tmp_path))
+    assert made.changed and (tmp_path / "t8.qcow2").read_bytes() == image.read_bytes()
+    assert oct((tmp_path / "t8.qcow2").stat().st_mode & 0o777) == "0o644"
+    assert list(virt.list_disks(conn, "t8", inactive=True).source) == [str(tmp_path / "t8.qcow2")]
+    assert not virt.define_file_vm(conn, "t8", str(image), str(tmp_path)).changed
+    plan = virt.define_file_vm(conn, "t9", str(image), str(tmp_path), dry_run=True)
+    assert "t9" not in [d.name() for d in conn.listAllDomains()] and "virt-install" in plan.lines[1]
+
+
+def test_boot_of_knows_an_offline_guest_by_its_kernel_and_initrd(tmp_path):
+    image = tmp_path / "guest.qcow2"
+    image.write_bytes(b"x")
+    assert guest.boot_of(image) is None
+    (tmp_path / "guest.vmlinuz").write_bytes(b"k")
+    (tmp_path / "guest.initrd").write_bytes(b"i")
+    boot = guest.boot_of(image)
+    assert boot.kernel == str(tmp_path / "guest.vmlinuz") and boot.cmdline == guest.GUEST_CMDLINE
+    assert guest.boot_of(tmp_path / "other.raw") is None
+
+
+def test_wait_console_after_an_offset_ignores_earlier_reports(tmp_path):
+    log = tmp_path / "c.log"
+    old = f"{guest.MARKER}\nRBDNB-DISK vdb 2048 {'ab' * 32}\n"
+    log.write_text(old)
+    with pytest.raises(rbdnb.Timeout):
+        guest.wait_console(log, lambda s: "vdb" in s["disks"], timeout=0.5, after=len(old))
+    log.write_text(old + f"RBDNB-DISK vdb 2048 {'cd' * 32}\n")
+    seen = guest.wait_console(log, lambda s: "vdb" in s["disks"], timeout=2, after=len(old))
+    assert seen["booted"] and seen["disks"]["vdb"]["sha256"] == "cd" * 32
+
+
+def test_qemu_info_of_a_missing_file_is_a_typed_error(tmp_path):
+    from rbdnb import qemu
+    with pytest.raises(rbdnb.NotFound, match="no such file"):
+        qemu.info(str(tmp_path / "nothing.qcow2"))
