@@ -35,9 +35,10 @@ from .ceph.transfer import (Verification, checksum_file, checksum_image, copy_im
 from .base.units import format_size, parse_size
 from .ceph.users import create_user, delete_user, get_key, list_users, rbd_caps, write_keyring
 
-# Modules of the API used by name: rbdnb.virt.attach_rbd, rbdnb.qemu.convert, rbdnb.guest.build
+# Modules of the API used by name: rbdnb.virt.attach_rbd, rbdnb.qemu.convert, rbdnb.guest.build,
+# rbdnb.mirror.failover
 from . import virt
-from .ceph import qemu
+from .ceph import mirror, qemu
 from .virt import guest
 
 __version__ = "0.1.0"
@@ -55,7 +56,7 @@ __all__ = [
     "create_user", "delete_pool", "delete_user", "disk_usage", "du", "export_image",
     "flatten", "format_size", "free_space", "get_key", "guest", "image_info", "image_names",
     "import_image", "list_images", "list_pools", "list_snapshots", "list_users",
-    "parse_size", "parse_spec", "preflight", "protect_snapshot", "purge_snapshots", "qemu",
+    "mirror", "parse_size", "parse_spec", "preflight", "protect_snapshot", "purge_snapshots", "qemu",
     "rbd_caps", "remove_image", "remove_snapshot", "rename_image", "resize_image",
     "rollback_snapshot", "unprotect_snapshot", "verify_image", "virt", "write_keyring",
 ]

@@ -59,6 +59,14 @@ def _sandbox_parser(sub) -> None:
     up.add_argument("--port", type=int, help="monitor port on 127.0.0.1 (default: a free one)")
     up.add_argument("--timeout", type=float, default=120.0,
                     help="seconds to wait for health (default 120)")
+    up.add_argument("--hosts", type=int, metavar="N",
+                    help="libvirt hosts (hypervisors) of the sandbox, 1-8: hosts 2..N are "
+                         "libvirt daemons of their own, for a fleet and live migration "
+                         "(default: as many as it has, 1 for a new one)")
+    up.add_argument("--sites", type=int, metavar="N",
+                    help="Ceph clusters, 1-2: site b is a second cluster, with an rbd-mirror "
+                         "daemon on each site, for disaster recovery (default: as many as it "
+                         "has, 1 for a new one)")
     up.add_argument("--json", action="store_true", help="print the status as JSON")
     _dry_run_option(up)
 
@@ -295,7 +303,7 @@ def _cmd_guest(args) -> int:
 def _cmd_sandbox(args) -> int:
     if args.action == "up":
         box = Sandbox(args.dir, osd_size=args.osd_size, store=args.store, port=args.port,
-                      timeout=args.timeout)
+                      timeout=args.timeout, hosts=args.hosts, sites=args.sites)
         if _dry(args):
             print(box.up(dry_run=True))
             return 0

@@ -18,6 +18,7 @@ conf: "file" = None                 # a cluster's ceph.conf; None: the running s
 client: "client" = "admin"          # the cephx client that runs these steps
 keyring: "file" = None              # its keyring; None: the one the conf names
 libvirt_uri: "uri" = None           # None: the sandbox's (qemu:///system as root, qemu:///session otherwise)
+libvirt_uris: "list[uri]" = []      # every hypervisor that gets the secret and the pool; []: the fleet ($RBDNB_LIBVIRT_URIS, the sandbox's hosts) if it holds libvirt_uri, else libvirt_uri alone
 dry_run: "bool" = False             # show each step's commands and change nothing
 timeout: "int[1,3600]" = 30         # seconds a call to the cluster may wait before it is an error
 guest_dir: "dir" = None             # where the offline guest is built; None: rbdnb's data dir
@@ -69,10 +70,10 @@ keyring_file = keyring_path(user, keyring_dir)
 # %virsh secret-define --client {user}
 
 # %% [markdown]
-# The `rbd` storage pool `ceph-libvirt-pool`: source `libvirt-pool`, the monitors, auth `libvirt` with the secret. Defined, started, autostarted.
+# The `rbd` storage pool `ceph-libvirt-pool`: source `libvirt-pool`, the monitors, auth `libvirt` with the secret. Defined, started, autostarted — on every hypervisor of the fleet, each with the secret of the same UUID (a VM's disks name it, so a VM can move between them).
 
 # %% tags=["guide-2.8"]
-# %virsh pool-define-rbd {libvirt_pool} {pool} --client {user}
+# %virsh pool-define-rbd {libvirt_pool} {pool} --client {user} --fleet
 # %virsh vol-list {libvirt_pool}
 
 # %% [markdown]

@@ -65,6 +65,8 @@ class Result:
     message: str
     plan: Plan
     value: Any = None
+    # Show the value (a small DataFrame: a row per host of a fleet) under the message.
+    show_value: bool = False
 
     @property
     def status(self) -> str:
@@ -75,9 +77,24 @@ class Result:
 
     def _repr_markdown_(self) -> str:
         text = f"**{self.action}**: {self.message}"
+        if self.show_value and hasattr(self.value, "itertuples"):
+            text += "\n\n" + markdown_table(self.value)
         if self.plan.lines:
             text += "\n\n```sh\n" + "\n".join(self.plan.shown_lines()) + "\n```"
         return text
+
+
+def markdown_table(frame, most: int = 50) -> str:
+    """A small DataFrame as a Markdown table (its first ``most`` rows)."""
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+    columns = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(map(cell, columns)) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |"
+              for row in frame.head(most).itertuples(index=False)]
+    if len(frame) > most:
+        lines.append(f"\n… and {len(frame) - most} more rows")
+    return "\n".join(lines)
 
 
 def merged(action: str, *steps: "Result | Plan") -> "Result | Plan":

@@ -122,10 +122,16 @@ class ImageInfo:
         return pd.Series(data, name=self.spec).to_frame()._repr_html_()
 
 
+def user_snaps(image) -> list[dict]:
+    """An open image's snapshots that ``rbd snap ls`` lists: the user's, not the mirror or
+    trash snapshots librbd keeps in other namespaces (their names are not looked up)."""
+    return [s for s in image.list_snaps() if s.get("namespace", 0) == 0]
+
+
 def _info_of(image, spec: ImageSpec) -> ImageInfo:
     import rbd
     stat = image.stat()
-    snaps = list(image.list_snaps())
+    snaps = user_snaps(image)
     protected = [s["name"] for s in snaps if image.is_protected_snap(s["name"])]
     parent = None
     try:
@@ -423,7 +429,7 @@ def check_removable(cluster: Cluster, spec: ImageSpec, *, purge_snapshots: bool)
     its snapshots may go; else ImageHasChildren / ImageHasSnapshots."""
     try:
         with open_image(cluster, spec, read_only=True) as image:
-            snaps = [s["name"] for s in image.list_snaps()]
+            snaps = [s["name"] for s in user_snaps(image)]
             for snap in snaps:
                 kids = children_of(image, snap)
                 if kids:

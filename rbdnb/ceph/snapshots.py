@@ -9,13 +9,13 @@ from .translate import translated
 from .cluster import Cluster
 from ..errors import (ImageHasChildren, SnapshotExists, SnapshotNotFound, SnapshotProtected,
                      require_confirmation)
-from .images import children_of, open_image
+from .images import children_of, open_image, user_snaps
 from ..base.plan import Plan, Result
 from ..base.specs import ImageSpec, parse_spec
 
 
 def _snap_names(image) -> list[str]:
-    return [s["name"] for s in image.list_snaps()]
+    return [s["name"] for s in user_snaps(image)]
 
 
 def create_snapshot(cluster: Cluster, spec: str | ImageSpec, *, exist_ok: bool = False,
@@ -43,7 +43,7 @@ def list_snapshots(cluster: Cluster, spec: str | ImageSpec):
     spec = parse_spec(spec)
     rows = []
     with open_image(cluster, spec, read_only=True) as image:
-        for snap in image.list_snaps():
+        for snap in user_snaps(image):
             rows.append({"id": snap["id"], "name": snap["name"], "size": snap["size"],
                          "protected": image.is_protected_snap(snap["name"]),
                          "timestamp": image.get_snap_timestamp(snap["id"]),

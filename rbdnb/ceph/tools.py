@@ -173,7 +173,9 @@ _RBD.update({
                                     "iostat POOL --iterations 1"),
     ("mirror", "pool", "peer", "bootstrap", "create"): Sub(
         REFUSED, why="prints a token that holds a cephx key, which would show in the "
-                     "notebook: run it in a terminal with its output to a file (> FILE)"),
+                     "notebook: rbdnb.ceph.mirror.bootstrap_peers(site_a, site_b, POOL) peers "
+                     "the sites without showing it (runbook 06), or run it in a terminal "
+                     "with its output to a file (> FILE)"),
 })
 
 _RBD_ALIASES = {

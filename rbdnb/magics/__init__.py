@@ -53,6 +53,7 @@ class RbdnbMagics(Magics):
         self._cluster: Cluster | None = None
         self._libvirt = None
         self._uri: str | None = None
+        self._fleet: list[str] | None = None
         if settings.dry_run and not self.dry_run:
             self.dry_run = True  # $RBDNB_DRY_RUN
 
@@ -145,7 +146,13 @@ class RbdnbMagics(Magics):
             recorded = isinstance(result, (Plan, Result)) and settings.record(result)
         return result
 
-    def join(self, cluster: Cluster, uri: str | None, dry_run: bool) -> None:
+    def fleet(self) -> list[str]:
+        """The libvirt hosts ``--fleet`` names: a runbook's ``libvirt_uris``, else the fleet
+        (``$RBDNB_LIBVIRT_URIS``, the sandbox's hosts) when it holds this notebook's URI."""
+        return virt.fleet_of(self._uri, self._fleet)
+
+    def join(self, cluster: Cluster, uri: str | None, dry_run: bool,
+             fleet: list[str] | None = None) -> None:
         """A runbook's first cell: the magics act on its connection, with its dry run."""
         if self._cluster is not None and self._cluster is not cluster:
             self._cluster.close()
@@ -154,6 +161,7 @@ class RbdnbMagics(Magics):
             virt.close_quietly(self._libvirt)
             self._libvirt = None
         self._uri = uri
+        self._fleet = list(fleet) if fleet else None
         self.dry_run = bool(dry_run)
 
     def _run_one(self, table: Table, line: str):

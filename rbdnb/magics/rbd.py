@@ -334,6 +334,39 @@ RBD.aliases.update({("list",): ("ls",), ("remove",): ("rm",), ("rename",): ("mv"
                     ("disk-usage",): ("du",)})
 
 
+def _bootstrap(m, a):
+    from ..ceph import mirror
+    from ..ceph.cluster import Cluster
+    dry = m.dry(a)
+    peer = Cluster(a.peer_conf, client=a.peer_id, keyring=a.peer_keyring).connect()
+    try:
+        steps = []
+        if a.site_name:
+            steps.append(mirror.enable_pool(m.cluster, a.pool, a.site_name, dry_run=dry))
+        steps.append(mirror.bootstrap_peers(m.cluster, peer, a.pool, dry_run=dry))
+        from ..base.plan import merged
+        return merged(f"peer the sites of pool {a.pool}", *steps)
+    finally:
+        peer.close()
+
+
+p = RBD.add("mirror pool peer bootstrap", "peer this site with another for pool mirroring "
+            "(rbd mirror pool peer bootstrap create, then import at the peer): the token, which "
+            "holds a key, goes from one cluster to the other in memory, never shown",
+            _bootstrap, mutating=True,
+            example="mirror pool peer bootstrap create {pool} --peer-conf {peer_conf}")
+p.add_argument("action", choices=["create"], help="create here, import at --peer-conf")
+p.add_argument("pool")
+p.add_argument("--peer-conf", required=True, metavar="CONF",
+               help="the other site's ceph.conf (its admin keyring as the conf names it)")
+p.add_argument("--peer-id", default="admin", help="the cephx client at the other site")
+p.add_argument("--peer-keyring", help="its keyring (default: the one its conf names)")
+p.add_argument("--site-name", help="this site's name (rbd mirror pool enable --site-name), "
+                                   "set first if given")
+p.add_argument("--direction", choices=["rx-tx"], default="rx-tx",
+               help="both ways (what rbdnb's drills need)")
+
+
 # -- the rest of rbd: the real program, on this notebook's connection ---------------------------
 def _run_rbd(m, argv, *, confirm, dry_run, redirect=None):
     found = tools.RBD_TOOL.find(argv)
@@ -361,4 +394,6 @@ RBD.differences = [
     "under their name only once complete",
     "a listing without --format is a DataFrame; with --format json, rbd's JSON",
     "bench takes --engine native|rbd|fio (several: one table) and --seconds",
+    "mirror pool peer bootstrap create POOL --peer-conf CONF peers the two sites in memory "
+    "(the token holds a key: without --peer-conf the line is refused)",
 ]

@@ -84,7 +84,7 @@ class Table:
     def lookup(self, argv: list[str]):
         """((parser, handler), the rest of argv, the command's words) for a command line
         rbdnb models itself, or None."""
-        for n in (3, 2, 1):
+        for n in (4, 3, 2, 1):
             key = tuple(argv[:n])
             key = self.aliases.get(key, key)
             if key in self.commands:

@@ -21,6 +21,11 @@ p.add_argument("--uuid")
 
 def _pool_define(m, a):
     dry = m.dry(a)
+    if a.host or a.fleet:
+        # A fleet: the same secret (one UUID) and pool on every host named, at once.
+        uris = m.fleet() if a.fleet else list(a.host)
+        return virt.apply_fleet(m.cluster, uris, a.ceph_pool, libvirt_pool=a.name,
+                                client=a.client, uuid=a.secret, dry_run=dry)
     uuid = a.secret
     if uuid is None:
         if dry:
@@ -40,6 +45,11 @@ p.add_argument("name")
 p.add_argument("ceph_pool", metavar="CEPH_POOL")
 p.add_argument("--client", default="libvirt")
 p.add_argument("--secret", help="secret UUID (default: the client's ceph secret)")
+p.add_argument("--host", action="append", metavar="URI",
+               help="a libvirt host of the fleet (repeat for each); the secret gets one UUID "
+                    "on all of them; a host that does not answer is reported in its row")
+p.add_argument("--fleet", action="store_true",
+               help="every host of the fleet: $RBDNB_LIBVIRT_URIS, or the sandbox's hosts")
 
 def _shown(active: bool, a) -> bool:
     """Which objects a listing shows, as virsh does: the active ones; --all every one;
@@ -151,6 +161,33 @@ p.add_argument("--disk", default="vda", help="the disk the guest must report (de
 p.add_argument("--sha256", help="what its first MiB must hash to")
 p.add_argument("--timeout", type=float, default=120, help="seconds (default 120)")
 
+def _migrate(m, a):
+    if a.live == a.offline:
+        raise UsageError(f"%virsh migrate {a.domain}: say --live (the VM keeps running, only "
+                         f"its memory moves) or --offline (its definition only)")
+    m.libvirt  # the notebook's host answers, or rbdnb's one-line error
+    return virt.migrate(a.domain, m._uri or virt.default_uri(), a.desturi, live=a.live,
+                        migrate_uri=a.migrateuri or a.migrateuri_at, timeout=a.bound,
+                        dry_run=m.dry(a))
+
+
+p = VIRSH.add("migrate", "move a VM with RBD disks to another libvirt host (virsh migrate "
+              "--live): checks first that the host can open its disks (same secret, same "
+              "monitors); reports the downtime, the memory sent and the time", _migrate,
+              mutating=True, example="migrate --offline {vm} {uri2}")
+p.add_argument("--live", action="store_true", help="the VM keeps running")
+p.add_argument("--offline", action="store_true", help="move its definition only")
+p.add_argument("--persistent", action="store_true", help="always: the VM is defined there")
+p.add_argument("--undefinesource", action="store_true", help="always: and not here")
+p.add_argument("--verbose", action="store_true", help="(the result says what was done)")
+p.add_argument("--migrateuri", help="where QEMU sends the memory (default: tcp://HOST of "
+                                    "DESTURI, tcp://127.0.0.1 for a local one)")
+p.add_argument("--bound", type=float, default=600.0,
+               help="seconds the whole migration may take before it is aborted (default 600)")
+p.add_argument("domain")
+p.add_argument("desturi")
+p.add_argument("migrateuri_at", nargs="?", metavar="MIGRATEURI")
+
 p = VIRSH.add("dumpxml", "the domain's XML",
               lambda m, a: XML(virt.dump_xml(m.libvirt, a.name, inactive=a.inactive)),
               example="dumpxml {vm}")
@@ -202,8 +239,21 @@ def _run_virsh(m, argv, *, confirm, dry_run, redirect=None):
                            redirect=redirect)
 
 
+# What %virsh migrate models; virsh's other forms (--p2p, --tunnelled, --copy-storage-all,
+# ...) are the real tool's.
+_MIGRATE_OPTIONS = {"--live", "--offline", "--persistent", "--undefinesource", "--verbose",
+                    "--migrateuri", "--bound", "--dry-run", "--no-dry-run", "-h", "--help"}
+
+
+def _defer(words, argv) -> bool:
+    """virsh migrate with an option rbdnb does not model is virsh's own."""
+    return words == ("migrate",) and any(
+        t.startswith("-") and t.partition("=")[0] not in _MIGRATE_OPTIONS for t in argv)
+
+
 VIRSH.real = tools.VIRSH_TOOL
 VIRSH.run_tool = _run_virsh
+VIRSH.defer = _defer
 VIRSH.differences = [
     "define NAME --disk POOL/IMAGE ... builds the XML (define FILE is virsh's own)",
     "secret-define --client NAME defines the ceph secret and sets its value from Ceph "
@@ -213,4 +263,7 @@ VIRSH.differences = [
     "pool-define-rbd, attach-rbd, detach-rbd and replace-disk are rbdnb's (virsh edit cannot "
     "run in a cell)",
     "listings (list, pool-list, vol-list, domblklist, ...) are DataFrames",
+    "migrate needs --live or --offline, always --persistent --undefinesource, checks the "
+    "destination first and reports libvirt's job statistics; other forms are virsh's",
+    "pool-define-rbd --host URI ... (or --fleet) applies the secret and pool to every host",
 ]

@@ -135,6 +135,16 @@ STEPS = (
     GuideStep("x.6", EXTRA, "Benchmark the pool, plotted against the native tools", "",
               "04-benchmark"),
     GuideStep("x.7", EXTRA, "Clean up", "", "99-teardown"),
+    GuideStep("x.8", EXTRA, "The same secret (one UUID) and rbd pool on every hypervisor",
+              "", "05-live-migration"),
+    GuideStep("x.9", EXTRA, "Live-migrate a running VM to another host and back, downtime "
+              "plotted", "", "05-live-migration"),
+    GuideStep("x.10", EXTRA, "A second site mirroring the pool (rbd-mirror, peers bootstrapped)",
+              "", "06-disaster-recovery"),
+    GuideStep("x.11", EXTRA, "Planned failover to the second site, and back", "",
+              "06-disaster-recovery"),
+    GuideStep("x.12", EXTRA, "Unplanned failover (site lost), resync and failback; RTO and "
+              "RPO plotted", "", "06-disaster-recovery"),
 )
 
 

@@ -51,7 +51,7 @@ def begin(name: str, *, check=None) -> "tuple[Runbook, object]":
         raise UsageError(f"bad parameter: {exc}") from None
     runbook = Runbook(name, dry_run)
     _show_once(runbook)
-    _join_magics(shell, runbook, cluster, values.get("libvirt_uri"))
+    _join_magics(shell, runbook, cluster, values.get("libvirt_uri"), values.get("libvirt_uris"))
     if not dry_run:
         from ..ceph import locks
         waited = []
@@ -67,7 +67,7 @@ def begin(name: str, *, check=None) -> "tuple[Runbook, object]":
     return runbook, cluster
 
 
-def _join_magics(shell, runbook: "Runbook", cluster, uri) -> None:
+def _join_magics(shell, runbook: "Runbook", cluster, uri, fleet=None) -> None:
     """The magics (``%rbd``, ``%ceph``, ``%virsh``, ``%qemu-img``) of this kernel act on the
     runbook's connection with its dry run, and each result they give is one of its steps:
     a cell may say ``%ceph osd pool create {pool} {pg_num}`` and nothing more."""
@@ -75,7 +75,7 @@ def _join_magics(shell, runbook: "Runbook", cluster, uri) -> None:
     settings.recorder = runbook.step
     magics = shell.magics_manager.registry.get("RbdnbMagics") if shell is not None else None
     if magics is not None:
-        magics.join(cluster, uri, runbook.dry_run)
+        magics.join(cluster, uri, runbook.dry_run, fleet)
 
 
 def _show_once(runbook: "Runbook") -> None:

@@ -44,6 +44,8 @@ from ..base import proc as _proc
 from ..base.units import format_size, parse_size
 from ..base.waiting import wait_until
 from ..ceph.cluster import Cluster, add_default_conf_finder
+from ..ceph.mirror import add_default_sites_finder
+from ..virt.fleet import add_default_hosts_finder
 from ..errors import (InvalidArgument, NotWritable, PortInUse, RbdnbError, SandboxError,
                       Timeout)
 from ..ceph.health import Health, read_health
@@ -52,6 +54,8 @@ from .conf import (CEPH_TOOLS, DAEMONS, DEFAULT_OSD_SIZE, LIBVIRT_TOOLS, MIN_OSD
                    new_cephx_key, pick_free_port, port_is_free, render_conf, render_keyring,
                    write_private)
 from .libvirtd import libvirt_reachable, read_record, release_libvirt, use_libvirt
+from . import hosts as _hosts
+from . import sites as _sites
 
 @dataclass
 class SandboxStatus:
@@ -73,6 +77,10 @@ class SandboxStatus:
     changed: bool = False
     restarted: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Every libvirt host of the sandbox (host1 is libvirt_uri): name, uri, reachable.
+    hosts: list[dict] = field(default_factory=list)
+    # Every site (site a is this cluster): name, conf, running, healthy, mirror daemon.
+    sites: list[dict] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -107,6 +115,13 @@ class SandboxStatus:
                   f"  libvirt:  {self.libvirt_uri} "
                   f"({'reachable' if self.libvirt_reachable else 'NOT reachable'}"
                   f"{', started by rbdnb' if self.libvirt_owner == 'rbdnb' else ''})"]
+        for host in self.hosts[1:]:
+            lines.append(f"  {host['name']}:    {host['uri']} "
+                         f"({'reachable' if host['reachable'] else 'NOT reachable'})")
+        for site in self.sites:
+            lines.append(f"  site {site['name']}:   {site['conf']} "
+                         f"({'healthy' if site['healthy'] else 'NOT healthy'}; rbd-mirror "
+                         f"{'running' if site['mirror'] else 'NOT running'})")
         if "healthy" in self.timings:
             lines.append(f"  ready in: {self.timings['healthy']:.1f} s")
         return "\n".join(lines)
@@ -117,7 +132,8 @@ class Sandbox:
 
     def __init__(self, directory: str | os.PathLike | None = None, *,
                  osd_size: str | int = DEFAULT_OSD_SIZE, store: str = "memstore",
-                 port: int | None = None, timeout: float = 120.0):
+                 port: int | None = None, timeout: float = 120.0, hosts: int | None = None,
+                 sites: int | None = None):
         self.dir = Path(directory).expanduser().absolute() if directory else default_dir()
         if store not in STORES:
             raise InvalidArgument(f"store {store!r} is not valid: expected one of "
@@ -129,6 +145,16 @@ class Sandbox:
             raise InvalidArgument(f"port {port!r} is not valid: expected 1-65535")
         self.port = port
         self.timeout = timeout
+        if hosts is not None and (isinstance(hosts, bool) or not isinstance(hosts, int)
+                                  or not 1 <= hosts <= _hosts.MAX_HOSTS):
+            raise InvalidArgument(f"hosts {hosts!r} is not valid: expected 1-{_hosts.MAX_HOSTS} "
+                                  f"libvirt hosts")
+        self.hosts = hosts
+        if sites is not None and (isinstance(sites, bool) or not isinstance(sites, int)
+                                  or not 1 <= sites <= _sites.MAX_SITES):
+            raise InvalidArgument(f"sites {sites!r} is not valid: expected 1-{_sites.MAX_SITES} "
+                                  f"clusters")
+        self.sites = sites
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -149,8 +175,35 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         """Environment variables that point the Ceph CLIs, virsh and rbdnb at this sandbox."""
-        return {"CEPH_CONF": str(self.conf_path), "LIBVIRT_DEFAULT_URI": self.libvirt_uri,
-                "RBDNB_SANDBOX_DIR": str(self.dir)}
+        env = {"CEPH_CONF": str(self.conf_path), "LIBVIRT_DEFAULT_URI": self.libvirt_uri,
+               "RBDNB_SANDBOX_DIR": str(self.dir)}
+        try:
+            state = self._load_state() or {}
+        except SandboxError:
+            state = {}
+        if state.get("hosts"):
+            env["RBDNB_LIBVIRT_URIS"] = " ".join([self.libvirt_uri] + [
+                h["uri"] for h in state["hosts"]])
+        if state.get("sites"):
+            env["RBDNB_SITES"] = " ".join(f"{n}={c}" for n, c in self.site_confs().items())
+        return env
+
+    def site_confs(self) -> dict[str, str]:
+        """site name -> its ceph.conf: ``a`` (this cluster) and each further site."""
+        try:
+            state = self._load_state() or {}
+        except SandboxError:
+            state = {}
+        return {"a": str(self.conf_path), **{
+            site["name"]: str(Path(site["dir"]) / "ceph.conf") for site in state.get("sites") or []}}
+
+    def host_uris(self) -> list[str]:
+        """The libvirt URI of every host of the sandbox, host1 (its libvirt_uri) first."""
+        try:
+            state = self._load_state() or {}
+        except SandboxError:
+            state = {}
+        return [self.libvirt_uri] + [h["uri"] for h in state.get("hosts") or []]
 
     # -- state -----------------------------------------------------------------------------
     def _load_state(self) -> dict | None:
@@ -226,11 +279,13 @@ class Sandbox:
                     # The Ceph daemons run. libvirt may not (killed, or a reboot of the
                     # daemon): `up` brings back every missing part.
                     restarted = self._ensure_libvirt(state)
+                    restarted += self._ensure_hosts(state)
                     # Still wait for health (PGs of a pool created a moment ago may be
                     # peering), so that `up` means "usable" either way; PGs stuck laggy
                     # after a frozen OSD are re-peered.
                     self._wait_healthy(deadline=time.monotonic() + self.timeout,
                                        healed=restarted)
+                    restarted += self._ensure_sites(state)
                     status = self.status()
                     status.changed = bool(restarted)
                     status.restarted = restarted
@@ -272,6 +327,17 @@ class Sandbox:
                       f"127.0.0.1:{self.port or '<a free port>'}")
         if not libvirt_reachable(self.libvirt_uri, timeout=3):
             plan.add("libvirtd", "-d").note(f"libvirtd for {self.libvirt_uri} is not answering")
+        sites = {r["name"] for r in (state or {}).get("sites") or []}
+        for name in _sites.SITE_NAMES[1:self.sites or len(sites) + 1]:
+            plan.note(f"site {name}: a second cluster in {_sites.site_dir(self.dir, name)}, "
+                      f"and an rbd-mirror daemon on each site" if name not in sites else
+                      f"site {name}: started again where it does not run")
+        have = {r["name"]: r for r in (state or {}).get("hosts") or []}
+        for index in range(2, (self.hosts or len(have) + 1) + 1):
+            name = _hosts.host_name(index)
+            if name not in have or not _hosts.host_alive(have[name]):
+                plan.add("libvirtd", "-d").note(
+                    f"{name}: a libvirtd of its own, with its own host UUID")
         plan.note("a dry run starts nothing")
         return plan
 
@@ -321,10 +387,12 @@ class Sandbox:
             self._start_daemon("osd.0", state, started)
             timings["daemons"] = time.monotonic() - t0
             self._attach_libvirt(state)
+            self._ensure_hosts(state)
             timings["libvirt"] = time.monotonic() - t0
             self._save_state(state)
             self._wait_healthy(deadline=t0 + self.timeout)
             timings["healthy"] = time.monotonic() - t0
+            self._ensure_sites(state)
         except BaseException:
             self._abort(state, started)
             raise
@@ -354,9 +422,11 @@ class Sandbox:
                 if name not in alive:
                     self._start_daemon(name, state, started)
             self._attach_libvirt(state)
+            self._ensure_hosts(state)
             state["kept"] = False
             self._save_state(state)
             self._wait_healthy(deadline=t0 + self.timeout)
+            self._ensure_sites(state)
         except BaseException:
             self._abort(state, started, remove=False)
             raise
@@ -417,6 +487,11 @@ class Sandbox:
 
     def _abort(self, state: dict, started: list[_proc.ProcessRef], remove: bool = True) -> None:
         """Undo a failed up(): stop what this call started, and drop a half-made state."""
+        if remove:
+            for record in state.get("hosts") or []:
+                _hosts.stop_host(record)
+            state["hosts"] = []
+            self._stop_sites(state)
         for ref in reversed(started):
             ref.stop(timeout=10)
         if state.get("libvirt"):
@@ -433,6 +508,77 @@ class Sandbox:
     def _attach_libvirt(self, state: dict) -> None:
         owner = use_libvirt(self.dir, self.libvirt_uri)
         state["libvirt"] = {"uri": self.libvirt_uri, "owner": owner}
+
+    def _ensure_hosts(self, state: dict) -> list[str]:
+        """Start hosts 2..N (``hosts``; default: those the sandbox has) where they do not
+        run; what was started. A host keeps its UUID across restarts."""
+        records = list(state.get("hosts") or [])
+        wanted = self.hosts if self.hosts is not None else len(records) + 1
+        started = []
+        for index in range(2, wanted + 1):
+            name = _hosts.host_name(index)
+            record = next((r for r in records if r["name"] == name), None)
+            if record is not None and _hosts.host_alive(record):
+                continue
+            base = _hosts.host_base(self.dir, name)
+            fresh = _hosts.start_host(base, name, record["uuid"] if record else None)
+            records = [r for r in records if r["name"] != name] + [fresh]
+            state["hosts"] = records
+            self._save_state(state)
+            started.append(f"libvirtd of {name}")
+        state["hosts"] = sorted(records, key=lambda r: int(r["name"][4:]))
+        if started:
+            self._save_state(state)
+        return started
+
+    def _site(self, record: dict) -> "Sandbox":
+        return Sandbox(record["dir"], osd_size=self.osd_size, store=self.store,
+                       timeout=self.timeout)
+
+    def _ensure_sites(self, state: dict) -> list[str]:
+        """Start sites b.. (``sites``; default: those the sandbox has) and an rbd-mirror
+        daemon on every site, where they do not run; what was started."""
+        records = list(state.get("sites") or [])
+        wanted = self.sites if self.sites is not None else len(records) + 1
+        if wanted < 2:
+            return []
+        started = []
+        for name in _sites.SITE_NAMES[1:wanted]:
+            record = next((r for r in records if r["name"] == name), None)
+            if record is None:
+                record = {"name": name, "dir": str(_sites.site_dir(self.dir, name))}
+                records.append(record)
+                state["sites"] = records
+                self._save_state(state)
+            site = self._site(record)
+            if not site.is_running():
+                site.up()
+                started.append(f"site {name}")
+        state["sites"] = records
+        for name, box in [("a", self)] + [(r["name"], self._site(r)) for r in records]:
+            if not _sites.mirror_alive(box.conf_path, name):
+                with box._client(timeout=30) as cluster:
+                    _sites.start_mirror(box.dir, box.conf_path, name, cluster)
+                started.append(f"rbd-mirror.{name}")
+        self._save_state(state)
+        return started
+
+    def _stop_sites(self, state: dict, keep: bool = False) -> list[str]:
+        stopped = _sites.stop_mirror(self.conf_path, "a")
+        for record in state.get("sites") or []:
+            site = self._site(record)
+            stopped += _sites.stop_mirror(site.conf_path, record["name"])
+            stopped += [f"{what} of site {record['name']}" for what in site.down(keep=keep)]
+        if not keep:
+            state["sites"] = []
+        return stopped
+
+    def _stop_hosts(self, state: dict) -> list[str]:
+        stopped = []
+        for record in state.get("hosts") or []:
+            stopped += _hosts.stop_host(record)
+        state["hosts"] = []
+        return stopped
 
     # -- health ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -521,6 +667,23 @@ class Sandbox:
         status.libvirt_owner = libvirt.get("owner")
         status.libvirt_reachable = libvirt_reachable(status.libvirt_uri,
                                                      timeout=self.STATUS_LIBVIRT_TIMEOUT)
+        status.hosts = [{"name": "host1", "uri": status.libvirt_uri,
+                         "reachable": status.libvirt_reachable}]
+        for record in state.get("hosts") or []:
+            status.hosts.append({"name": record["name"], "uri": record["uri"],
+                                 "reachable": _hosts.host_alive(record) and libvirt_reachable(
+                                     record["uri"], timeout=self.STATUS_LIBVIRT_TIMEOUT)})
+        if state.get("sites"):
+            status.sites = [{"name": "a", "conf": str(self.conf_path), "running": None,
+                             "healthy": None,
+                             "mirror": _sites.mirror_alive(self.conf_path, "a")}]
+            for record in state["sites"]:
+                site = self._site(record)
+                sub = site.status()
+                status.sites.append({"name": record["name"], "conf": str(site.conf_path),
+                                     "running": sub.running, "healthy": sub.healthy,
+                                     "mirror": _sites.mirror_alive(site.conf_path,
+                                                                   record["name"])})
         if "mon.a" in live:
             def read():
                 with self._client(timeout=self.STATUS_HEALTH_TIMEOUT) as cluster:
@@ -530,6 +693,8 @@ class Sandbox:
                                               f"the sandbox monitor {status.mon_host}")
             except RbdnbError as exc:
                 status.health = Health(status="UNREACHABLE", checks={"CLIENT": str(exc)})
+        if status.sites:
+            status.sites[0].update(running=status.running, healthy=status.healthy)
         return status
 
     # -- down ------------------------------------------------------------------------------
@@ -554,6 +719,12 @@ class Sandbox:
                 return []
             # VMs and pools on this cluster go first, while the cluster still answers.
             stopped = [] if keep else self._forget_libvirt_objects(state)
+            # The other hosts and their VMs, while the cluster still answers them; the
+            # other sites and the mirror daemons.
+            stopped += self._stop_hosts(state)
+            stopped += self._stop_sites(state, keep=keep)
+            if keep:
+                self._save_state(state)
             # Stop the manager and the OSD before the monitor they report to. A kept
             # memstore OSD saves its data on a clean stop, which can take a while.
             order = {"mgr": 0, "osd": 1, "mon": 2}
@@ -588,6 +759,10 @@ class Sandbox:
             return plan.note("nothing runs there: nothing to do")
         for ref in self._live_daemons(state).values():
             plan.add("kill", str(ref.pid)).note(f"{ref.name} pid {ref.pid}")
+        for record in state.get("hosts") or []:
+            plan.note(f"stop {record['name']} ({record['uri']}): its VMs and libvirt daemons")
+        for record in state.get("sites") or []:
+            plan.note(f"stop site {record['name']} ({record['dir']}) and the rbd-mirror daemons")
         if not keep:
             found = self._libvirt_objects(state, remove=False)
             plan.notes += [f"remove {what} (it points at this sandbox's monitor)"
@@ -677,5 +852,24 @@ def _running_default_files() -> tuple[str, str] | None:
     return (str(box.conf_path), str(box.keyring_path)) if box.is_running() else None
 
 
-# `rbdnb.connect()` told no conf uses the running default sandbox first.
+def _running_default_hosts() -> list[str] | None:
+    """The libvirt URIs of the running default sandbox's hosts, if it runs with more than one."""
+    box = Sandbox()
+    uris = box.host_uris() if box.is_running() else []
+    return uris if len(uris) > 1 else None
+
+
+# `rbdnb.connect()` told no conf uses the running default sandbox first; a fleet named by
+# no one is the running default sandbox's hosts.
 add_default_conf_finder(_running_default_files)
+add_default_hosts_finder(_running_default_hosts)
+
+
+def _running_default_sites() -> dict[str, str] | None:
+    """site -> conf of the running default sandbox, if it runs with a second site."""
+    box = Sandbox()
+    sites = box.site_confs() if box.is_running() else {}
+    return sites if len(sites) > 1 else None
+
+
+add_default_sites_finder(_running_default_sites)

@@ -43,7 +43,7 @@ CLIENT_TIMEOUT = 30
 
 
 OWNED_STATE_ENTRIES = ("ceph.conf", "ceph.client.admin.keyring", "sandbox.json",
-                        "mon", "osd", "mgr", "run", "log", "tmp", ".lock")
+                        "mon", "osd", "mgr", "run", "log", "tmp", "hosts", "sites", ".lock")
 
 
 def default_dir() -> Path:

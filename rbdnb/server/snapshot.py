@@ -30,6 +30,10 @@ class Snapshot:
     libvirt_uri: str | None = None
     libvirt_reachable: bool = False
     virtualization: str = "TCG"       # KVM | TCG
+    # Every libvirt host of the fleet (uri, reachable) and every further site (name, conf,
+    # reachable, health): a sandbox up with --hosts 2 --sites 2 shows two of each.
+    hosts: list[dict] = field(default_factory=list)
+    sites: list[dict] = field(default_factory=list)
     checked_at: float = 0.0
     seconds: float = 0.0
 
@@ -39,6 +43,9 @@ class Snapshot:
         if not self.reachable or self.health == "HEALTH_ERR" or self.full:
             return "error"
         if self.health != "HEALTH_OK" or self.nearfull or not self.libvirt_reachable:
+            return "warn"
+        if not all(h["reachable"] for h in self.hosts) or \
+                not all(s["reachable"] and s["health"] == "HEALTH_OK" for s in self.sites):
             return "warn"
         return "ok"
 
@@ -70,5 +77,39 @@ def snapshot(conf: str | None = None, *, libvirt_uri: str | None = None,
     except RbdnbError as exc:
         snap.message = str(exc)
     snap.libvirt_reachable = libvirt_reachable(uri)
+    snap.hosts, snap.sites = _topology(uri, snap.libvirt_reachable, timeout)
     snap.seconds = round(time.monotonic() - t0, 3)
     return snap
+
+
+def _topology(uri: str, reachable: bool, timeout: float) -> tuple[list[dict], list[dict]]:
+    """The fleet's hosts besides ``uri`` and the sites besides this cluster, each asked at
+    once (a host or site that does not answer within ``timeout`` s is shown as such)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from ..ceph.cluster import connect
+    from ..ceph.health import read_health
+    from ..ceph.mirror import site_confs
+    from ..sandbox import libvirt_reachable
+    from ..virt import fleet_of
+    try:
+        others = [u for u in fleet_of(uri) if u != uri]
+    except RbdnbError:
+        others = []
+    sites = {name: conf for name, conf in site_confs().items() if name != "a"}
+
+    def site(item):
+        name, conf = item
+        try:
+            with connect(conf, timeout=timeout) as cluster:
+                health = read_health(cluster)
+            return {"name": name, "conf": conf, "reachable": True, "health": health.status}
+        except RbdnbError as exc:
+            return {"name": name, "conf": conf, "reachable": False, "health": "UNREACHABLE",
+                    "message": str(exc)}
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        hosts = list(pool.map(lambda u: {"uri": u, "reachable": libvirt_reachable(
+            u, timeout=timeout)}, others))
+        found = list(pool.map(site, sites.items()))
+    hosts = [{"uri": uri, "reachable": reachable}] + hosts if others else []
+    return hosts, found

@@ -21,7 +21,8 @@ The modules: :mod:`~rbdnb.virt.connection` (connect, reachable, errors), :mod:`~
 (pure builders and parsers), :mod:`~rbdnb.virt.secrets`, :mod:`~rbdnb.virt.pools` (storage
 pools and volumes), :mod:`~rbdnb.virt.domains` (VMs and their disks), :mod:`~rbdnb.virt.discovery` (what
 libvirt holds on one cluster),
-:mod:`~rbdnb.virt.guest` (the small test guest). Everything public is here as
+:mod:`~rbdnb.virt.fleet` (the secret and pool on every host of a fleet),
+:mod:`~rbdnb.virt.migration` (live migration), :mod:`~rbdnb.virt.guest` (the small test guest). Everything public is here as
 ``rbdnb.virt.NAME``.
 """
 
@@ -42,20 +43,24 @@ from .domains import (attach_rbd, auth_for, check_hotplug, define_file_vm,
                       define_vm, destroy_vm, detach_rbd, dump_xml, list_disks, replace_disk,
                       shutdown_vm, start_vm, undefine_vm, wait_guest)
 from .discovery import CEPH_PORT, ClusterObjects, objects_on_cluster
+from .fleet import (add_default_hosts_finder, apply_fleet, check_uris, default_uris,
+                    fleet_of, other_host)
+from .migration import host_uuid, migrate, round_trips
 from . import guest
 
 __all__ = [
     "CEPH_PORT", "CONNECT_TIMEOUT", "ClusterObjects", "DEFAULT_MEMORY_MIB", "DomainExists",
     "DomainNotFound", "LibvirtError", "PLACEHOLDER_UUID", "RbdAuth", "SESSION_LIMITS",
-    "attach_rbd", "auth_for", "check_domain_name", "check_hotplug", "check_path",
-    "check_target", "check_uri", "check_uuid", "check_xml_value", "clone_volume",
-    "close_quietly", "connect_libvirt", "create_volume", "default_uri", "define_file_vm",
-    "define_secret", "define_vm", "delete_rbd_pool", "delete_volume", "destroy_vm",
-    "detach_rbd", "disks_of", "domain_xml", "dump_xml", "ensure_rbd_pool", "ensure_secret",
-    "file_disk", "find", "find_pool", "find_secret", "guest", "is_target", "kvm_usable",
-    "list_disks", "list_secrets", "list_volumes", "monitor_hosts", "objects_on_cluster",
+    "add_default_hosts_finder", "apply_fleet", "attach_rbd", "auth_for", "check_domain_name",
+    "check_hotplug", "check_path", "check_target", "check_uri", "check_uris", "check_uuid",
+    "check_xml_value", "clone_volume", "close_quietly", "connect_libvirt", "create_volume",
+    "default_uri", "default_uris", "define_file_vm", "define_secret", "define_vm",
+    "delete_rbd_pool", "delete_volume", "destroy_vm", "detach_rbd", "disks_of", "domain_xml",
+    "dump_xml", "ensure_rbd_pool", "ensure_secret", "file_disk", "find", "find_pool",
+    "find_secret", "fleet_of", "guest", "host_uuid", "is_target", "kvm_usable", "list_disks",
+    "list_secrets", "list_volumes", "migrate", "monitor_hosts", "objects_on_cluster", "other_host",
     "pick_monitor_hosts", "pool_source", "rbd_auth", "rbd_disk", "rbd_pool_auth",
-    "rbd_pool_xml", "reachable", "replace_disk", "secret_usage", "secret_xml",
-    "set_secret_value", "shutdown_vm", "start_vm", "targets", "translated",
-    "undefine_secret", "undefine_vm", "wait_guest",
+    "rbd_pool_xml", "reachable", "replace_disk", "round_trips", "secret_usage", "secret_xml",
+    "set_secret_value", "shutdown_vm", "start_vm", "targets", "translated", "undefine_secret",
+    "undefine_vm", "wait_guest",
 ]

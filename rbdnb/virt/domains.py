@@ -316,8 +316,9 @@ def wait_guest(conn, name: str, *, disk: str = "vda", sha256: str | None = None,
     import libvirt
     dom = _domain(conn, name)
     with translated(f"domain {name}"):
-        root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         running = bool(dom.isActive())
+        # The running VM's console log (a migrated VM logs to a file of its new host's).
+        root = ET.fromstring(dom.XMLDesc(0 if running else libvirt.VIR_DOMAIN_XML_INACTIVE))
     log = root.find("devices/serial/log")
     if log is None:
         raise InvalidArgument(f"domain {name} has no console log to read: define it with "
@@ -337,7 +338,9 @@ def wait_guest(conn, name: str, *, disk: str = "vda", sha256: str | None = None,
     seen = wait_console(log, seen_disk, timeout=timeout, after=after)
     seen["log"] = log
     digest = seen["disks"][disk]["sha256"]
-    return Result(plan.action, False, f"console shows {MARKER}; {disk} sha256 {digest[:16]}…",
+    shows = MARKER if seen["boots"] else (f"the guest running, up {seen['uptime'] or 0:.0f} s "
+                                          f"(it booted on another host)")
+    return Result(plan.action, False, f"console shows {shows}; {disk} sha256 {digest[:16]}…",
                   plan, value=seen)
 
 

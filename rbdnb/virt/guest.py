@@ -7,7 +7,7 @@ init that
 
 * prints the fixed marker :data:`MARKER` on the serial console, then
 * every 2 seconds prints one line per block device it sees,
-  ``RBDNB-DISK <name> <sectors> <sha256 of its first MiB>``, then ``RBDNB-TICK``,
+  ``RBDNB-DISK <name> <sectors> <sha256 of its first MiB>``, then ``RBDNB-TICK <uptime>``,
 
 so the host can tell from the console log that the guest booted, and that a
 disk attached later is visible in the guest with the bytes the host wrote. The
@@ -35,6 +35,7 @@ from ..errors import InvalidArgument, MissingTool
 MARKER = "RBDNB-GUEST-READY"
 GUEST_CMDLINE = "console=ttyS0 panic=-1 quiet loglevel=3"
 DISK_LINE = re.compile(r"RBDNB-DISK (\w+) (\d+) ([0-9a-f]{64})")
+TICK_LINE = re.compile(r"RBDNB-TICK(?: ([0-9]+(?:\.[0-9]+)?))?")
 # What the guest needs; their dependencies are read from modules.dep.
 MODULES = ("virtio_pci", "virtio_blk")
 DISK_SIZE = 64 * 1024**2
@@ -56,7 +57,7 @@ while true; do
     sum=$(dd if=/dev/$n bs=1048576 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
     echo "RBDNB-DISK $n $(cat $d/size) $sum"
   done
-  echo RBDNB-TICK
+  echo "RBDNB-TICK $(cut -d' ' -f1 /proc/uptime)"
   sleep 2
 done
 """
@@ -258,11 +259,15 @@ def build(path: str | os.PathLike, *, size: int = DISK_SIZE, uri: str | None = N
 
 
 def parse_console(text: str) -> dict:
-    """What a console log says: booted (marker seen) and the last report per disk."""
+    """What a console log says: booted (the marker, or the guest's reports: a VM migrated
+    here booted elsewhere), boots (how many times the marker shows: a reboot shows it
+    again), uptime (the guest's, at its last report, in s) and the last report per disk."""
     disks = {}
     for name, sectors, digest in DISK_LINE.findall(text):
         disks[name] = {"sectors": int(sectors), "sha256": digest}
-    return {"booted": MARKER in text, "disks": disks}
+    ticks = [float(u) for u in TICK_LINE.findall(text) if u]
+    return {"booted": MARKER in text or bool(ticks), "boots": text.count(MARKER),
+            "uptime": ticks[-1] if ticks else None, "disks": disks}
 
 
 def home(guest_dir: str | os.PathLike | None = None, *, dry_run: bool = False) -> Path:
@@ -310,7 +315,7 @@ def wait_console(path: str | os.PathLike, check, *, timeout: float = 120,
     ``check``; return what it says. Raises :class:`~rbdnb.errors.Timeout` naming the log."""
     from ..errors import Timeout
     from ..base.waiting import wait_until
-    seen = {"booted": False, "disks": {}}
+    seen = {"booted": False, "boots": 0, "uptime": None, "disks": {}}
 
     def satisfied():
         try:

@@ -46,20 +46,20 @@ def define_secret(conn, cluster: Cluster, client: str = "libvirt", uuid: str | N
                            f"not {uuid}")
         # A private secret cannot be read back: "unchanged" only when the value rbdnb set
         # last is this cluster's key (a fingerprint, kept 0600 beside the keyrings).
-        if _value_fingerprints().get(existing.UUIDString()) == _fingerprint(key):
+        if _value_fingerprints().get(_where(conn, existing.UUIDString())) == _fingerprint(key):
             return Result(plan.action, False, f"unchanged: secret {existing.UUIDString()} "
                           f"holds this cluster's key of client.{parse_client(client)}", plan,
                           value=existing.UUIDString())
         with translated(f"secret {usage!r}"):
             existing.setValue(base64.b64decode(key.reveal()))
-        _remember_value(existing.UUIDString(), key)
+        _remember_value(_where(conn, existing.UUIDString()), key)
         return Result(plan.action, True, f"secret {existing.UUIDString()} exists: its value was "
                       f"set from the cluster (it held another key, or one rbdnb had not set)",
                       plan, value=existing.UUIDString())
     with translated(f"secret {usage!r}"):
         secret = conn.secretDefineXML(secret_xml(client, uuid))
         secret.setValue(base64.b64decode(key.reveal()))
-    _remember_value(secret.UUIDString(), key)
+    _remember_value(_where(conn, secret.UUIDString()), key)
     return Result(plan.action, True, f"defined secret {secret.UUIDString()} and set its value",
                   plan, value=secret.UUIDString())
 
@@ -67,6 +67,16 @@ def define_secret(conn, cluster: Cluster, client: str = "libvirt", uuid: str | N
 def _fingerprint(key) -> str:
     import hashlib
     return hashlib.sha256(b"rbdnb libvirt secret\0" + key.reveal().encode()).hexdigest()[:32]
+
+
+def _where(conn, uuid: str) -> str:
+    """The record's key for a secret: its UUID on one libvirt host (a fleet has the same
+    UUID on every host, each with its own value)."""
+    try:
+        uri = conn.getURI()
+    except Exception:
+        uri = "?"
+    return f"{uuid} {uri}"
 
 
 def _fingerprints_path():
@@ -173,7 +183,7 @@ def set_secret_value(conn, cluster: Cluster, uuid: str, client: str = "libvirt",
     # is asked for by name, so it is done.
     with translated(f"secret {uuid}"):
         secret.setValue(base64.b64decode(key.reveal()))
-    _remember_value(uuid, key)
+    _remember_value(_where(conn, uuid), key)
     return Result(plan.action, True, f"set secret {uuid} to client.{name}'s key", plan,
                   value=uuid)
 

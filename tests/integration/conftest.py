@@ -24,7 +24,8 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
-    box = start_sandbox(tmp_path_factory.mktemp("sandbox"), osd_size="4G")
+    # Two libvirt hosts (a fleet, somewhere to migrate to) and two sites (RBD mirroring).
+    box = start_sandbox(tmp_path_factory.mktemp("sandbox"), osd_size="4G", hosts=2, sites=2)
     yield box
     box.down()
 

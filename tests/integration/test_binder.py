@@ -34,7 +34,8 @@ from tests.conftest import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = "rbdnb-binder"
-RUNBOOKS = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones"]
+RUNBOOKS = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones",
+            "05-live-migration", "06-disaster-recovery"]
 ENV_DIR = ".binder-env"  # repo2docker's is /srv/conda/envs/notebook
 NETWORK_ENV = {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
                "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
@@ -91,6 +92,8 @@ class BinderUser:
         self.env = {"HOME": str(self.home), "USER": USER, "LOGNAME": USER, "SHELL": "/bin/bash",
                     "LANG": "C.UTF-8", "PATH": f"{self.home}/{ENV_DIR}/bin:/usr/local/bin:"
                                               "/usr/bin:/bin",
+                    # Two sites, for runbook 06 (binder/start makes one unless told).
+                    "RBDNB_SANDBOX_SITES": "2",
                     # The build's network settings (proxy, CA bundle), as a Binder build has.
                     **{k: v for k, v in os.environ.items() if k in NETWORK_ENV}}
         self.ceph = {"CEPH_CONF": f"{self.home}/.local/state/rbdnb/sandbox/ceph.conf"}
@@ -224,7 +227,10 @@ def test_start_opens_jupyterlab_with_the_sandbox_running(binder):
         assert lab_status["health"] == "HEALTH_OK" and lab_status["fsid"] == status["fsid"]
         assert lab_status["libvirt_uri"] == "qemu:///session" and lab_status["libvirt_reachable"]
         with urllib.request.urlopen(f"{base}/rbdnb/api/runbooks?token={token}", timeout=30) as r:
-            assert [b["name"] for b in json.load(r)][:4] == RUNBOOKS
+            listed = [b["name"] for b in json.load(r)]
+            assert listed[:4] == RUNBOOKS[:4] and set(RUNBOOKS) <= set(listed), listed
+        # The status bar's reading names both hosts (binder/start makes two).
+        assert len(lab_status["hosts"]) == 2 and all(h["reachable"] for h in lab_status["hosts"])
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(f"{base}/api/kernelspecs", timeout=10)
         assert denied.value.code == 403
@@ -239,7 +245,8 @@ def test_start_opens_jupyterlab_with_the_sandbox_running(binder):
 
 @pytest.fixture(scope="module")
 def executed(binder):
-    """Runbooks 00-03 run by papermill with no parameters, after binder/start."""
+    """Runbooks 00-03, 05 and 06 run by papermill with no parameters, after binder/start
+    (two libvirt hosts: 05 live-migrates a VM between them; two sites: 06 fails over)."""
     script = "set -e; mkdir -p runs; for nb in " + " ".join(RUNBOOKS) + "; do " \
              "papermill --no-progress-bar runbooks/$nb.ipynb runs/$nb.ipynb; done"
     t0 = time.monotonic()
@@ -272,6 +279,14 @@ def test_runbooks_ran_unprivileged_with_no_parameters(binder, executed):
     # The guest booted from its RBD disk and reported it (runbook 02's `%virsh console` step).
     assert ("**the guest of rbdnb-guide-vm sees vda**: console shows RBDNB-GUEST-READY"
             in _notes(executed["02-libvirt-rbd"]))
+    # The VM moved to the second host (a session libvirtd of the user's) and back, running.
+    moved = _notes(executed["05-live-migration"])
+    assert "live migrations, the VM back on qemu:///session" in moved, moved[-3000:]
+    assert "the guest never rebooted" in moved and "0 bytes of storage copied" in moved
+    # Its disks went to site b and back, planned and not, checked by checksum.
+    recovered = _notes(executed["06-disaster-recovery"])
+    assert "planned failover" in recovered and "resynced from b first" in recovered, \
+        recovered[-3000:]
     # The defaults put the guest and the keyring in the user's data dir.
     data = binder.home / ".local/share/rbdnb"
     assert (data / "guest/guest.qcow2").is_file()

@@ -179,6 +179,8 @@ def test_lab_extension_launcher_status_and_a_run(lab, sandbox, cluster, cli):
                 status.wait_for(timeout=120_000)
                 text = status.inner_text()
                 assert "HEALTH_OK" in text and ("TCG" in text or "KVM" in text), text
+                # Every host and site of the sandbox's topology (--hosts 2 --sites 2).
+                assert "2 hosts" in text and "2 sites" in text, text
                 assert cli("ceph", "health").stdout.strip() == "HEALTH_OK"
                 page.screenshot(path=str(ARTIFACTS / "lab-launcher.png"))
                 # A card opens the runbook's form; Run goes through the server.

@@ -32,8 +32,20 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
               "04-benchmark.pool": f"dbench-{run}", "04-benchmark.image_size": "256M",
               "04-benchmark.io_sizes": ["4K"], "04-benchmark.queue_depths": [16],
               "04-benchmark.total": "8M", "04-benchmark.results_dir": str(tmp_path / "bench"),
-              "99-teardown.users": [f"dl{run}", f"dg{run}"],
-              "99-teardown.pools": ["rdb_1", "libvirt-pool", f"dgold-{run}", f"dbench-{run}"]}
+              # Live migration to the sandbox's second host; disaster recovery to its site b.
+              "05-live-migration.dest_uri": sandbox.host_uris()[1],
+              "05-live-migration.pool": f"dmig-{run}", "05-live-migration.user": f"dm{run}",
+              "05-live-migration.libvirt_pool": f"dmlp-{run}",
+              "05-live-migration.vm": f"rbdnb-dmig-{run}", "05-live-migration.round_trips": 1,
+              "05-live-migration.keyring_dir": str(tmp_path),
+              "06-disaster-recovery.peer_conf": sandbox.site_confs()["b"],
+              "06-disaster-recovery.peer_uri": sandbox.host_uris()[1],
+              "06-disaster-recovery.pool": f"ddr-{run}", "06-disaster-recovery.user": f"dd{run}",
+              "06-disaster-recovery.libvirt_pool": f"ddlp-{run}",
+              "06-disaster-recovery.vm": f"rbdnb-ddr-{run}", "06-disaster-recovery.lost_mib": 1,
+              "99-teardown.users": [f"dl{run}", f"dg{run}", f"dm{run}", f"dd{run}"],
+              "99-teardown.pools": ["rdb_1", "libvirt-pool", f"dgold-{run}", f"dbench-{run}",
+                                    f"dmig-{run}", f"ddr-{run}"]}
     # The scale page: a small run of the scale benchmark on the session's cluster.
     scale = subprocess.run([sys.executable, "-m", "rbdnb", "bench", "scale", "--conf",
                             str(sandbox.conf_path), "--sizes", "10,30", "--repeat", "1",
@@ -51,7 +63,7 @@ def test_docs_site_is_built_and_reads_well_in_a_browser(sandbox, tmp_path, cli):
         shutil.rmtree(guest_dir, ignore_errors=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     names = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones",
-             "04-benchmark", "99-teardown"]
+             "04-benchmark", "05-live-migration", "06-disaster-recovery", "99-teardown"]
     for name in names:
         assert (site / f"{name}.html").stat().st_size > 10_000
     assert (site / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

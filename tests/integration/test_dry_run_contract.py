@@ -47,20 +47,27 @@ def world(sandbox, cluster, tmp_path_factory):
     rbdnb.clone(cluster, f"{POOL}/img@prot", f"{POOL}/cl")
     rbdnb.create_user(cluster, USER, [POOL])
     conn = virt.connect_libvirt(sandbox.libvirt_uri)
-    secret = virt.ensure_secret(conn, cluster, USER)
-    virt.ensure_rbd_pool(conn, LVPOOL, POOL, cluster, USER, secret)
+    # The secret and the pool on both hosts of the sandbox (one UUID): a VM may move.
+    uri2 = sandbox.host_uris()[1]
+    fleet = virt.apply_fleet(cluster, [sandbox.libvirt_uri, uri2], POOL, libvirt_pool=LVPOOL,
+                             client=USER)
+    assert fleet.value.ok.all(), fleet.value
+    secret = fleet.value.secret[0]
     # Its console is logged (nothing boots it here: %virsh console says it checked nothing).
     virt.define_vm(conn, VM, [f"{POOL}/cl"], cluster=cluster,
                    console_log=str(files / "console.log"))
     fields = {"pool": POOL, "image": "img", "snap": "snap", "protected": "prot",
               "lone": "lone", "clone": "cl", "file": str(raw), "outfile": str(files / "out.raw"),
               "vm": VM, "lvpool": LVPOOL, "user": USER, "conf": str(sandbox.conf_path),
-              "uri": sandbox.libvirt_uri, "secret": secret}
+              "uri": sandbox.libvirt_uri, "uri2": uri2, "secret": secret,
+              "peer_conf": sandbox.site_confs()["b"]}
     yield fields
     try:
         virt.undefine_vm(conn, VM, missing_ok=True)
-        virt.delete_rbd_pool(conn, LVPOOL)
-        virt.undefine_secret(conn, secret)
+        for c in (conn, conn2 := virt.connect_libvirt(uri2)):
+            virt.delete_rbd_pool(c, LVPOOL)
+            virt.undefine_secret(c, secret)
+        conn2.close()
     finally:
         conn.close()
     rbdnb.delete_user(cluster, USER, confirm=True, missing_ok=True)
@@ -69,8 +76,8 @@ def world(sandbox, cluster, tmp_path_factory):
 
 @pytest.fixture
 def state(cli, sandbox):
-    """The cluster and libvirt as the real CLIs see them."""
-    uri = ["virsh", "-c", sandbox.libvirt_uri]
+    """The cluster and libvirt (every host) as the real CLIs see them."""
+    uris = sandbox.host_uris()
 
     def take():
         pools = sorted(cli("ceph", "osd", "pool", "ls", json_out=True))
@@ -80,10 +87,10 @@ def state(cli, sandbox):
                                                            json_out=True))
                  for p, names in images.items() for i in names}
         users = sorted(e["entity"] for e in cli("ceph", "auth", "ls", json_out=True)["auth_dump"])
-        virsh = {what: cli(*uri, *argv).stdout for what, argv in {
-            "domains": ["list", "--all"], "secrets": ["secret-list"],
-            "pools": ["pool-list", "--all"]}.items()}
-        running = cli(*uri, "list", "--name").stdout
+        virsh = {(uri, what): cli("virsh", "-c", uri, *argv).stdout for uri in uris
+                 for what, argv in {"domains": ["list", "--all"], "secrets": ["secret-list"],
+                                    "pools": ["pool-list", "--all"]}.items()}
+        running = [cli("virsh", "-c", uri, "list", "--name").stdout for uri in uris]
         return {"pools": pools, "images": images, "snapshots": snaps, "users": users,
                 "libvirt": virsh, "running": running}
     return take
@@ -248,6 +255,11 @@ def test_every_runbook_changes_nothing_as_a_dry_run(sandbox, world, state, tmp_p
               "dry_run": True}
     if "confirm" in declared:
         params["confirm"] = True
+    if "dest_uri" in declared:
+        params["dest_uri"] = world["uri2"]
+    if "peer_conf" in declared:
+        params["peer_conf"] = sandbox.site_confs()["b"]
+        params["peer_uri"] = world["uri2"]
     if "pools" in declared:
         params["pools"] = [world["pool"]]  # teardown would remove it, but not in a dry run
         params["users"] = [world["user"]]

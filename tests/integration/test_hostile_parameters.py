@@ -31,6 +31,10 @@ HOSTILE = {
     "engines": [["nope"], "native"], "io_types": [["sideways"]], "io_sizes": [["0K"]],
     "queue_depths": [[0], [10**6]], "total": ["none"], "results_dir": ["x\n", ["a"]],
     "pools": [["evil\n"], "p"], "users": [["x y"]], "free_images": [["../x"], ["p/i\n"]],
+    "libvirt_uris": [["qemu:///system\n"], "qemu:///system", ["x y"]],
+    "dest_uri": ["qemu:///system\n", "<x/>"], "peer_uri": ["x y", "qemu:///system\n"],
+    "peer_conf": ["/nonexistent/ceph.conf", "x\n"], "round_trips": [0, 10**6, "2"],
+    "lost_mib": [0, 16, "4"], "sync_timeout": [0, 10**9],
 }
 
 

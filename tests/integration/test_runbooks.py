@@ -39,9 +39,22 @@ def params(sandbox, tmp_path_factory):
                          "io_types": ["randwrite", "randread"], "io_sizes": ["4K", "64K"],
                          "queue_depths": [1, 16], "total": "8M",
                          "results_dir": str(tmp_path_factory.mktemp("bench-results"))},
+        # Its own pool: a VM's disk takes its auth from a libvirt pool on its Ceph pool,
+        # and runbook 02's (another user, another secret) is on libvirt-pool.
+        "05-live-migration": {**base, "guest_dir": guest_dir, "user": f"mig{RUN}",
+                              "pool": f"mig-{RUN}",
+                              "libvirt_pool": f"ceph-lp5-{RUN}", "vm": f"rbdnb-mig-{RUN}",
+                              "dest_uri": sandbox.host_uris()[1], "round_trips": 1,
+                              "keyring_dir": str(tmp_path_factory.mktemp("keyrings5"))},
+        "06-disaster-recovery": {**base, "guest_dir": guest_dir, "pool": f"dr-{RUN}",
+                                 "user": f"dr{RUN}", "libvirt_pool": f"dr-lp-{RUN}",
+                                 "vm": f"rbdnb-dr-{RUN}", "lost_mib": 2,
+                                 "peer_conf": sandbox.site_confs()["b"],
+                                 "peer_uri": sandbox.host_uris()[1]},
         "99-teardown": {**base, "pools": ["rdb_1", "libvirt-pool", f"golden-{RUN}",
-                                          f"bench-{RUN}"],
-                        "users": [f"lv{RUN}", f"gold{RUN}"], "vm_prefix": "rbdnb-"},
+                                          f"bench-{RUN}", f"mig-{RUN}", f"dr-{RUN}"],
+                        "users": [f"lv{RUN}", f"gold{RUN}", f"mig{RUN}", f"dr{RUN}"],
+                        "vm_prefix": "rbdnb-"},
     }
     shutil.rmtree(guest_dir, ignore_errors=True)
 
@@ -58,7 +71,7 @@ def rbdnb_run(name, parameters, out_dir, extra=()):
 
 
 ORDER = ["00-preflight", "01-qemu-rbd", "02-libvirt-rbd", "03-golden-image-clones",
-         "04-benchmark"]
+         "04-benchmark", "05-live-migration", "06-disaster-recovery"]
 
 
 def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, sandbox, cli):
@@ -76,6 +89,11 @@ def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, 
     assert "ceph auth get-or-create" in html and "RBDNB-GUEST-READY" in html
     assert "<svg" in (first / "03-golden-image-clones.html").read_text() or \
         "image/png" in (first / "03-golden-image-clones.html").read_text()
+    moved = (first / "05-live-migration.html").read_text()
+    assert "the guest never rebooted" in moved and "image/png" in moved, moved[-2000:]
+    recovered = (first / "06-disaster-recovery.html").read_text()
+    assert "unplanned failover" in recovered and "(RPO)" in recovered and \
+        recovered.count("image/png") >= 2, recovered[-2000:]
     bench_html = (first / "04-benchmark.html").read_text()
     assert bench_html.count("image/png") >= 4 and "native / rbd" in bench_html
     saved = sorted(os.listdir(params["04-benchmark"]["results_dir"]))
@@ -87,6 +105,13 @@ def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, 
     keys = [l.split("=", 1)[1].strip() for p in sandbox.dir.glob("*.keyring")
             for l in p.read_text().splitlines() if "key =" in l]
     keys.append(cli("ceph", "auth", "get", f"client.lv{RUN}", json_out=True)[0]["key"])
+    # Site b's keys, and the mirror peers' (the bootstrap token holds one): never shown.
+    for conf in sandbox.site_confs().values():
+        for entity in (f"client.dr{RUN}", "client.rbd-mirror-peer"):
+            keys.append(cli("ceph", "--conf", conf, "auth", "get", entity,
+                            json_out=True)[0]["key"])
+    keys += [l.split("=", 1)[1].strip() for p in (sandbox.dir / "sites").rglob("*.keyring")
+             for l in p.read_text().splitlines() if "key =" in l]
     for path in list(first.iterdir()) + list(second.iterdir()):
         text = path.read_text(errors="replace")
         assert not KEY_PATTERN.search(text) and not any(k in text for k in keys), path
@@ -100,7 +125,8 @@ def test_every_runbook_runs_then_a_second_run_changes_nothing(params, tmp_path, 
     assert read_summary(first / "99-teardown.ipynb")["changed"] > 0
     assert read_summary(second / "99-teardown.ipynb")["changed"] == 0
     pools = cli("ceph", "osd", "pool", "ls", json_out=True)
-    assert not {"rdb_1", "libvirt-pool", f"golden-{RUN}", f"bench-{RUN}"} & set(pools)
+    assert not {"rdb_1", "libvirt-pool", f"golden-{RUN}", f"bench-{RUN}", f"mig-{RUN}",
+                f"dr-{RUN}"} & set(pools)
     domains = subprocess.run(["virsh", "-c", sandbox.libvirt_uri, "list", "--all", "--name"],
                              capture_output=True, text=True, timeout=60).stdout
     assert RUN not in domains

@@ -142,8 +142,9 @@ def test_no_key_in_any_output_or_non_keyring_file(sandbox):
     assert sandbox.dir.stat().st_mode & 0o077 == 0
     mon_store = sandbox.dir / "mon" / "ceph-a" / "store.db"
     for path in sandbox.dir.rglob("*"):
+        # A root host's namespace is bound to hosts/NAME/ns/mnt (a namespace, not a file).
         if (path.is_file() and "keyring" not in path.name and mon_store not in path.parents
-                and path.stat().st_size < 1_000_000):
+                and path.parent.name != "ns" and path.stat().st_size < 1_000_000):
             text += path.read_text(errors="replace")
     for key in keys:
         assert key not in text

@@ -13,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = {"00-preflight.ipynb", "01-qemu-rbd.ipynb", "02-libvirt-rbd.ipynb",
-            "03-golden-image-clones.ipynb", "04-benchmark.ipynb", "99-teardown.ipynb"}
+            "03-golden-image-clones.ipynb", "04-benchmark.ipynb", "05-live-migration.ipynb",
+            "06-disaster-recovery.ipynb", "99-teardown.ipynb"}
 
 CHECK = r'''
 import json, sys

@@ -45,6 +45,10 @@ export interface IStatus {
   virtualization: string;
   level: 'ok' | 'warn' | 'error';
   stale: boolean;
+  /** Every libvirt host of the fleet (empty for one host). */
+  hosts: { uri: string; reachable: boolean }[];
+  /** Every further site (a second cluster mirroring this one's pools). */
+  sites: { name: string; conf: string; reachable: boolean; health: string }[];
 }
 
 /** An error the server explained: its one-line message. */

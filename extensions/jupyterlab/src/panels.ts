@@ -169,8 +169,20 @@ export class StatusItem extends Widget {
       parts.push(`${(status.used_ratio * 100).toFixed(1)}% used`);
     }
     parts.push(status.libvirt_reachable ? `libvirt ${status.virtualization}` : 'no libvirt');
+    const hosts = status.hosts || [];
+    const sites = status.sites || [];
+    if (hosts.length > 1) {
+      const up = hosts.filter(h => h.reachable).length;
+      parts.push(up === hosts.length ? `${hosts.length} hosts` : `${up}/${hosts.length} hosts`);
+    }
+    if (sites.length) {
+      const ok = sites.filter(s => s.reachable && s.health === 'HEALTH_OK').length;
+      parts.push(ok === sites.length ? `${sites.length + 1} sites` : `${ok + 1}/${sites.length + 1} sites`);
+    }
     this.node.dataset.level = status.level;
     this.node.dataset.health = status.health;
+    this.node.dataset.hosts = String(Math.max(1, hosts.length));
+    this.node.dataset.sites = String(sites.length + 1);
     this.node.textContent = parts.join(' · ');
     this.node.title = [
       status.message,
@@ -178,6 +190,8 @@ export class StatusItem extends Widget {
       status.conf ? `conf ${status.conf}` : '',
       `libvirt ${status.libvirt_uri}: ${status.libvirt_reachable ? 'reachable' : 'not reachable'}`,
       `guests run with ${status.virtualization}`,
+      ...hosts.map((h, i) => `host${i + 1} ${h.uri}: ${h.reachable ? 'reachable' : 'not reachable'}`),
+      ...sites.map(s => `site ${s.name} ${s.conf}: ${s.reachable ? s.health : 'unreachable'}`),
       status.stale ? '(an older reading: the cluster is slow to answer)' : ''
     ]
       .filter(Boolean)

@@ -30,7 +30,7 @@ def world(cluster, fake_ceph, tmp_path):
     return {"pool": "p", "image": "img", "snap": "snap", "protected": "prot", "lone": "lone",
             "clone": "cl", "file": str(raw), "outfile": str(tmp_path / "out.raw"),
             "vm": "vm", "lvpool": "lp", "user": "u", "conf": fake_ceph.conf,
-            "uri": "test:///default"}
+            "uri": "test:///default", "peer_conf": fake_ceph.conf}
 
 
 @pytest.fixture

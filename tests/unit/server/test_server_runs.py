@@ -133,6 +133,26 @@ def test_status_colour_follows_health_fullness_and_libvirt():
     assert Snapshot(**{**ok, "health": "HEALTH_ERR"}).level == "error"
     assert Snapshot(**{**ok, "reachable": False, "health": "UNREACHABLE"}).level == "error"
     assert Snapshot(**ok).to_json()["level"] == "ok"
+    # A host or a site of the topology that does not answer, or is not healthy, is a warning.
+    hosts = [{"uri": "qemu:///system", "reachable": True}, {"uri": "qemu:///x", "reachable": True}]
+    site = {"name": "b", "conf": "/b.conf", "reachable": True, "health": "HEALTH_OK"}
+    assert Snapshot(**ok, hosts=hosts, sites=[site]).level == "ok"
+    assert Snapshot(**ok, hosts=[hosts[0], {**hosts[1], "reachable": False}]).level == "warn"
+    assert Snapshot(**ok, sites=[{**site, "reachable": False}]).level == "warn"
+    assert Snapshot(**ok, sites=[{**site, "health": "HEALTH_WARN"}]).level == "warn"
+
+
+def test_the_status_lists_the_fleets_hosts_and_the_sites(monkeypatch):
+    from rbdnb.server import snapshot as snap
+    monkeypatch.setenv("RBDNB_LIBVIRT_URIS", "test:///default qemu:///system?socket=/nonexistent/s")
+    monkeypatch.setenv("RBDNB_SITES", "a=/a.conf b=/nonexistent/b.conf")
+    hosts, sites = snap._topology("test:///default", True, timeout=2)
+    assert [h["uri"] for h in hosts] == ["test:///default", "qemu:///system?socket=/nonexistent/s"]
+    assert [h["reachable"] for h in hosts] == [True, False]
+    assert sites[0]["name"] == "b" and not sites[0]["reachable"]
+    monkeypatch.setenv("RBDNB_LIBVIRT_URIS", "test:///default")
+    monkeypatch.setenv("RBDNB_SITES", "a=/a.conf")
+    assert snap._topology("test:///default", True, timeout=2) == ([], [])
 
 
 def test_a_slow_cluster_never_holds_the_event_loop(monkeypatch):
