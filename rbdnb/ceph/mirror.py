@@ -72,6 +72,14 @@ def _site_name(cluster: Cluster) -> str:
         return rbd.RBD().mirror_site_name_get(cluster.rados)
 
 
+def site_name(cluster: Cluster, default: str) -> str:
+    """The cluster's mirror site name if one was set (Ceph's default is its fsid), else
+    ``default``: a drill names a fresh site, and keeps a real cluster's name (renaming a
+    site touches every pool's peers)."""
+    name = _site_name(cluster)
+    return default if not name or name == cluster.fsid else name
+
+
 def enable_pool(cluster: Cluster, pool: str, site_name: str, *,
                 dry_run: bool = False) -> Result | Plan:
     """``rbd mirror pool enable --site-name SITE POOL image``: images of ``pool`` are

@@ -520,7 +520,9 @@ class Sandbox:
             record = next((r for r in records if r["name"] == name), None)
             if record is not None and _hosts.host_alive(record):
                 continue
-            base = _hosts.host_base(self.dir, name)
+            # A host that died comes back where it was, with its UUID (and, as root, the
+            # definitions its namespace keeps).
+            base = Path(record["base"]) if record else _hosts.host_base(self.dir, name)
             fresh = _hosts.start_host(base, name, record["uuid"] if record else None)
             records = [r for r in records if r["name"] != name] + [fresh]
             state["hosts"] = records
@@ -573,11 +575,14 @@ class Sandbox:
             state["sites"] = []
         return stopped
 
-    def _stop_hosts(self, state: dict) -> list[str]:
+    def _stop_hosts(self, state: dict, keep: bool = False) -> list[str]:
+        """Stop every further host; without ``keep`` remove them too (with it, their
+        records and UUIDs stay for ``up``)."""
         stopped = []
         for record in state.get("hosts") or []:
-            stopped += _hosts.stop_host(record)
-        state["hosts"] = []
+            stopped += _hosts.stop_host(record, remove=not keep)
+        if not keep:
+            state["hosts"] = []
         return stopped
 
     # -- health ----------------------------------------------------------------------------
@@ -721,7 +726,7 @@ class Sandbox:
             stopped = [] if keep else self._forget_libvirt_objects(state)
             # The other hosts and their VMs, while the cluster still answers them; the
             # other sites and the mirror daemons.
-            stopped += self._stop_hosts(state)
+            stopped += self._stop_hosts(state, keep=keep)
             stopped += self._stop_sites(state, keep=keep)
             if keep:
                 self._save_state(state)

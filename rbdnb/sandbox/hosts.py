@@ -100,26 +100,50 @@ def _namespace_made(base: Path) -> bool:
         return False
 
 
+# Inside the namespace: libvirt's state on tmpfs, its logs bound to the host's log dir ($1).
+_MOUNTS = " && ".join([f"mkdir -p {d} && mount -t tmpfs -o mode=0755 rbdnb-host {d}"
+                       for d in PRIVATE_STATE] +
+                      ['mkdir -p /var/log/libvirt && mount --bind "$1" /var/log/libvirt'])
+
+
 def _make_namespace(base: Path) -> None:
     """A persistent private mount namespace, bound to DIR/ns/mnt, with libvirt's state
-    directories empty (tmpfs) and its log directory DIR/log."""
+    directories empty (tmpfs) and its log directory DIR/log; all or nothing (a namespace
+    half made is dropped again)."""
     ns = base / "ns"
     ns.mkdir(parents=True, exist_ok=True)
-    _sh(["mount", "--bind", ns, ns], "binding the host's namespace directory")
-    _sh(["mount", "--make-private", ns], "making the host's namespace directory private")
-    (ns / "mnt").touch()
-    _sh(["unshare", f"--mount={ns / 'mnt'}", "--propagation", "private", "true"],
-        "making the host's mount namespace")
-    mounts = [f"mkdir -p {d} && mount -t tmpfs -o mode=0755 rbdnb-host {d}"
-              for d in PRIVATE_STATE]
-    mounts.append(f"mkdir -p /var/log/libvirt && mount --bind {base / 'log'} /var/log/libvirt")
-    _sh([*_enter(base), "sh", "-c", " && ".join(mounts)], "mounting the host's state")
+    try:
+        _sh(["mount", "--bind", ns, ns], "binding the host's namespace directory")
+        _sh(["mount", "--make-private", ns], "making the host's namespace directory private")
+        (ns / "mnt").touch()
+        _sh(["unshare", f"--mount={ns / 'mnt'}", "--propagation", "private", "true"],
+            "making the host's mount namespace")
+        # The paths go as arguments, never into the script.
+        _sh([*_enter(base), "sh", "-c", _MOUNTS, "sh", base / "log"],
+            "mounting the host's state")
+    except BaseException:
+        _drop_namespace(base)
+        raise
+
+
+def _namespace_ready(base: Path) -> bool:
+    """Whether the host's namespace has its private state mounted (else a libvirtd started
+    in it would share the machine's)."""
+    try:
+        out = subprocess.run([*_enter(base), "cat", "/proc/self/mountinfo"],
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return sum(" rbdnb-host " in line for line in out.splitlines()) >= len(PRIVATE_STATE)
 
 
 def _drop_namespace(base: Path) -> None:
     ns = base / "ns"
-    for path in (ns / "mnt", ns):
-        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+    for path in (ns / "mnt", ns, ns):  # ns twice: a retry may have bound it again
+        try:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            pass
 
 
 def _in_namespace(base: Path) -> list[_proc.ProcessRef]:
@@ -156,6 +180,32 @@ def start_host(base: Path, name: str, host_uuid: str | None = None) -> dict:
     in the namespace it had, so its definitions are kept)."""
     host_uuid = host_uuid or str(uuidlib.uuid4())
     base = Path(base)
+    _check_base(base)
+    try:
+        return _start(base, name, host_uuid)
+    except BaseException:
+        # Nothing half-started is left: daemons, mounts, directories.
+        stop_host({"name": name, "base": str(base)}, remove=False)
+        raise
+
+
+def _check_base(base: Path) -> None:
+    """A host directory whose path can go into libvirt's conf and a URI, and whose socket
+    paths fit a unix socket (107 bytes)."""
+    import re
+    text = str(base)
+    if not re.fullmatch(r"[A-Za-z0-9_./+-]+", text):
+        raise SandboxError(f"the sandbox directory {base} has characters a libvirt host's "
+                           f"paths cannot carry (spaces, quotes, ...): use a plainer path")
+    if any(text == d or text.startswith(d + "/") for d in PRIVATE_STATE):
+        raise SandboxError(f"the sandbox directory {base} is under {PRIVATE_STATE}, which a "
+                           f"libvirt host of the sandbox hides: use another")
+    if len(str(_socket(base).with_name("libvirt-admin-sock"))) > 107:
+        raise SandboxError(f"the sandbox directory {base} is too deep for a libvirt host's "
+                           f"sockets (107 bytes at most): use a shorter path")
+
+
+def _start(base: Path, name: str, host_uuid: str) -> dict:
     if paths.privileged():
         paths.ensure_dir(base, 0o755)
         paths.ensure_dir(base / "sock", 0o700)
@@ -166,6 +216,8 @@ def start_host(base: Path, name: str, host_uuid: str | None = None) -> dict:
         conf = base / "libvirtd.conf"
         conf.write_text(f'unix_sock_dir = "{base / "sock"}"\nhost_uuid = "{host_uuid}"\n'
                         f'log_outputs = "3:file:{log / "libvirtd.log"}"\n')
+        if _namespace_made(base) and not _namespace_ready(base):
+            _drop_namespace(base)  # half made by a run that was killed: made again
         if not _namespace_made(base):
             _make_namespace(base)
         running = {r.name for r in _in_namespace(base)}

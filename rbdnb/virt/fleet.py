@@ -133,6 +133,7 @@ def apply_fleet(cluster: Cluster, uris, ceph_pool: str, *, libvirt_pool: str | N
                 try:
                     have[uri] = find_secret(conn, name)
                 except RbdnbError as exc:
+                    close_quietly(conn)
                     conns[uris.index(uri)] = (None, str(exc))
         fleet_uuid = uuid or next((u for u in (have.get(x) for x in uris) if u), None)
         fleet_uuid = fleet_uuid or str(uuidlib.uuid4())

@@ -21,6 +21,7 @@ from .connection import check_uri, close_quietly, connect_libvirt, find, transla
 from .xml import check_domain_name, disks_of, pool_source
 
 MIGRATION_TIMEOUT = 600.0
+ABORT_WAIT = 60.0  # s an aborted migration may take to end before rbdnb reports where the VM is
 
 
 def host_uuid(conn) -> str:
@@ -74,7 +75,10 @@ def check_disks(name: str, xml: str, dest_conn, dest_uri: str) -> list[dict]:
                 f"VM {name}'s disk {disk['target']} is {disk['type']} {disk['source']}, not "
                 f"on RBD: a live migration copies no storage, so every disk must be in Ceph "
                 f"(move it there first: %rbd import, then %virsh replace-disk)")
+        # <auth> under <disk> (what libvirt writes) or under <source> (also accepted).
         auth = element.find("auth")
+        if auth is None:
+            auth = element.find("source/auth")
         secret = auth.find("secret") if auth is not None else None
         uuid = secret.get("uuid") if secret is not None else None
         if uuid:
@@ -92,7 +96,7 @@ def check_disks(name: str, xml: str, dest_conn, dest_uri: str) -> list[dict]:
         with translated(f"storage pools on {dest_uri}"):
             pools = [pool_source(p.XMLDesc(0)) for p in dest_conn.listAllStoragePools(0)]
         theirs = [p for p in pools if p["type"] == "rbd" and p["name"] == ceph_pool]
-        if theirs and not any(set(p["hosts"]) & hosts for p in theirs):
+        if hosts and theirs and not any(set(p["hosts"]) & hosts for p in theirs):
             raise InvalidArgument(
                 f"{dest_uri}'s rbd pools for Ceph pool {ceph_pool} are on other monitors "
                 f"({', '.join(f'{h}:{p_}' for p in theirs for h, p_ in p['hosts'])}), not "
@@ -144,6 +148,25 @@ def _kept_running(console: str | None, before: float | None, timeout: float = 30
     after = seen.get("uptime")
     return {"uptime_before": before, "uptime_after": after,
             "rebooted": bool(seen["boots"]) or after is None or after < before}
+
+
+def _where_now(name: str, src, dst) -> str:
+    """Where a VM is after an aborted migration, resumed at the source if it was left paused
+    there."""
+    import libvirt
+    try:
+        there = find(dst.lookupByName, name, missing=libvirt.VIR_ERR_NO_DOMAIN)
+        if there is not None and there.isActive():
+            return "the VM runs at the destination"
+        here = find(src.lookupByName, name, missing=libvirt.VIR_ERR_NO_DOMAIN)
+        if here is None or not here.isActive():
+            return "the VM runs at neither host: start it where its definition is"
+        if here.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            here.resume()
+            return "the VM runs at the source again (it was resumed)"
+        return "the VM runs at the source"
+    except libvirt.libvirtError as exc:
+        return f"where the VM is could not be read ({exc.get_error_message()})"
 
 
 def _plan(name: str, source_uri: str, dest_uri: str, live: bool, uri: str) -> Plan:
@@ -215,6 +238,11 @@ def migrate(name: str, source_uri: str, dest_uri: str, *, live: bool = True,
             raise InvalidArgument(f"VM {name} is not running on {source_uri}: a live "
                                   f"migration moves a running VM (start it, or migrate "
                                   f"it offline with live=False / --offline)")
+        if not live and here.isActive():
+            raise InvalidArgument(f"VM {name} runs on {source_uri}: an offline migration "
+                                  f"moves a definition only, and would leave it running here "
+                                  f"while it could be started there on the same disks (shut it "
+                                  f"down first, or migrate it live)")
         src_uuid, dst_uuid = host_uuid(src), host_uuid(dst)
         if src_uuid and src_uuid == dst_uuid:
             raise InvalidArgument(
@@ -241,21 +269,32 @@ def migrate(name: str, source_uri: str, dest_uri: str, *, live: bool = True,
             params[libvirt.VIR_MIGRATE_PARAM_URI] = uri
         else:
             flags |= libvirt.VIR_MIGRATE_OFFLINE
-        from ..base.proc import bounded
+        import threading
         t0 = time.monotonic()
+        box = {}
 
         def run():
-            with translated(f"migration of VM {name} to {dest_uri}"):
-                return here.migrate3(dst, params, flags)
-        try:
-            moved = bounded(run, timeout, f"migration of VM {name} to {dest_uri}")
-        except Timeout:
+            try:
+                box["moved"] = here.migrate3(dst, params, flags)
+            except libvirt.libvirtError as exc:
+                box["error"] = exc
+        worker = threading.Thread(target=run, name="rbdnb-migrate", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            # Abort, and wait for libvirt to end the job (its Finish and Confirm phases run
+            # in this client) before the connections close; then say where the VM is.
             try:
                 here.abortJob()
             except libvirt.libvirtError:
                 pass
+            worker.join(ABORT_WAIT)
             raise Timeout(f"migration of VM {name} to {dest_uri} did not finish within "
-                          f"{timeout:g} s: aborted, the VM stays on {source_uri}") from None
+                          f"{timeout:g} s and was aborted: {_where_now(name, src, dst)}")
+        if "error" in box:
+            with translated(f"migration of VM {name} to {dest_uri}"):
+                raise box["error"]
+        moved = box["moved"]
         wall = time.monotonic() - t0
         stats = {}
         if live:

@@ -32,7 +32,7 @@ from ..ceph.transfer import checksum_image, import_image
 from ..ceph.users import create_user
 from ..base.specs import parse_spec
 from ..errors import InvalidArgument, RbdnbError
-from .connection import close_quietly, connect_libvirt
+from .connection import close_quietly, connect_libvirt, find
 from .domains import define_vm, destroy_vm, start_vm, wait_guest
 from .guest import GuestBoot
 from .pools import ensure_rbd_pool
@@ -97,7 +97,8 @@ class Sites:
             cluster, uri = self.site(name)
             steps += [create_pool(cluster, self.pool, self.pg_num, exist_ok=True,
                                   dry_run=dry_run),
-                      mirror.enable_pool(cluster, self.pool, name, dry_run=dry_run),
+                      mirror.enable_pool(cluster, self.pool, name if dry_run else
+                                         mirror.site_name(cluster, name), dry_run=dry_run),
                       create_user(cluster, self.user, [self.pool], exist_ok=True,
                                   dry_run=dry_run)]
             if not dry_run:
@@ -144,14 +145,40 @@ class Sites:
         return _merged(f"VM {self.vm} at site {where}, its disks mirrored", steps)
 
     # -- reading the sites ---------------------------------------------------------------------
+    def _primary_at(self, name: str) -> bool:
+        """Whether every disk of the VM is primary at site ``name``."""
+        cluster, _ = self.site(name)
+        return all(image_exists(cluster, parse_spec(d)) and mirror.status(cluster, d)["primary"]
+                   for d in self.disks)
+
+    def _running_at(self, name: str) -> bool:
+        import libvirt
+        _, uri = self.site(name)
+        conn = connect_libvirt(uri)
+        try:
+            dom = find(conn.lookupByName, self.vm, missing=libvirt.VIR_ERR_NO_DOMAIN)
+            return bool(dom is not None and dom.isActive())
+        finally:
+            close_quietly(conn)
+
+    def _split(self) -> bool:
+        """Both sites primary: a forced promotion left the other side diverged."""
+        return self._primary_at("a") and self._primary_at("b")
+
     def primary_site(self) -> str:
-        """Where the VM's disks are primary now: a or b (a when neither: never mirrored)."""
-        for name in ("a", "b"):
-            cluster, _ = self.site(name)
-            if image_exists(cluster, parse_spec(self.disks[0])) and \
-                    mirror.status(cluster, self.disks[0])["primary"]:
-                return name
-        return "a"
+        """Where the VM's data is authoritative now: the site whose disks are primary (a when
+        neither: never mirrored). When both are (after a forced promotion), the site where the
+        VM runs; refused when it runs at neither or both, since then only the operator knows
+        which copy to keep."""
+        primary = [n for n in ("a", "b") if self._primary_at(n)]
+        if len(primary) < 2:
+            return primary[0] if primary else "a"
+        running = [n for n in ("a", "b") if self._running_at(n)]
+        if len(running) != 1:
+            raise RbdnbError(f"the disks of VM {self.vm} are primary at both sites and the VM "
+                             f"runs at {'both' if running else 'neither'}: demote the copy to "
+                             f"drop (rbd mirror image demote, then resync) and run again")
+        return running[0]
 
     def checksums(self) -> dict:
         """{site: {disk: sha256}} of the VM's disks at both sites."""
@@ -215,6 +242,8 @@ class Sites:
         Unplanned: ``write_mib`` MiB written at the old site after its last mirror snapshot
         are lost (the RPO, checked by checksum); the RTO is the time from the decision to a
         booted VM at the new site."""
+        from ..base.units import check_int
+        check_int(write_mib, "write_mib", 1, DATA_SIZE // 2**20 - 1)
         kind = "planned" if planned else "unplanned"
         plan = Plan(f"{kind} failover of VM {self.vm}")
         for disk in self.disks:
@@ -223,6 +252,10 @@ class Sites:
         plan.add("virsh", "-c", self.uri_b, "start", self.vm)
         if dry_run:
             return plan
+        if self._split():
+            raise RbdnbError(f"the disks of VM {self.vm} are primary at both sites (an earlier "
+                             f"unplanned failover): fail back first, which resyncs the copy "
+                             f"that diverged")
         old = self.primary_site()
         new = "b" if old == "a" else "a"
         src, dst = self.site(old)[0], self.site(new)[0]
@@ -271,10 +304,22 @@ class Sites:
         if dry_run:
             return plan
         t0 = time.monotonic()
-        if self.primary_site() == "a" and not self._split():
-            return Result(plan.action, False, "unchanged: the VM is at site a", plan)
+        where, split = self.primary_site(), self._split()
+        if where == "a":
+            if split:  # a forced promotion at a left b diverged: b is copied again from a
+                for disk in self.disks:
+                    mirror.demote(self.peer, disk)
+                    mirror.resync(self.peer, disk)
+                self.sync("a")
+                self._equal_or_fail("after resyncing site b")
+            if not self._running_at("a"):
+                self._boot("a")
+            elif not split:
+                return Result(plan.action, False, "unchanged: the VM runs at site a", plan)
+            return Result(plan.action, False, f"VM {self.vm} runs at site a"
+                          + ("; site b was resynced from a" if split else ""), plan)
         resynced = False
-        if self._split():  # both primary: a forced promotion at b left a diverged
+        if split:  # both primary, the VM at b: a forced promotion at b left a diverged
             for disk in self.disks:
                 mirror.demote(self.cluster, disk)
                 mirror.resync(self.cluster, disk)
@@ -297,9 +342,6 @@ class Sites:
                       + ("; site a was resynced from b first" if resynced else "")
                       + f"; checksums equal ({sums['a'][self.disks[1]][:12]}…)", plan,
                       value=row)
-
-    def _split(self) -> bool:
-        return all(mirror.status(self.site(n)[0], self.disks[0])["primary"] for n in "ab")
 
     def frame(self):
         """The drills as a DataFrame: drill, RTO, RPO (bytes, s), sync time, whether both sites held the same bytes after it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 
 from ..base import paths
 from ..base.plan import Plan, Result
@@ -91,17 +92,24 @@ def _value_fingerprints() -> dict:
         return {}
 
 
+_RECORD_LOCK = threading.Lock()  # a fleet sets values on many hosts at once
+
+
 def _remember_value(uuid: str, key) -> None:
+    import fcntl
     import json
+    import tempfile
     try:
         paths.ensure_keyring_dir()
-        known = _value_fingerprints()
-        known[uuid] = _fingerprint(key)
         path = _fingerprints_path()
-        fd = os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(known, indent=1))
-        os.replace(f"{path}.tmp", path)
+        with _RECORD_LOCK, open(f"{path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # and other processes
+            known = _value_fingerprints()
+            known[uuid] = _fingerprint(key)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".libvirt-secrets-")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(known, indent=1))
+            os.replace(tmp, path)
     except OSError:
         pass  # without the record, the next run sets the value again and says so
 
