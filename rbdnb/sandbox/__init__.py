@@ -283,15 +283,26 @@ class Sandbox:
                     # Still wait for health (PGs of a pool created a moment ago may be
                     # peering), so that `up` means "usable" either way; PGs stuck laggy
                     # after a frozen OSD are re-peered.
-                    self._wait_healthy(deadline=time.monotonic() + self.timeout,
-                                       healed=restarted)
+                    waited = self._wait_healthy(deadline=time.monotonic() + self.timeout,
+                                                healed=restarted)
                     restarted += self._ensure_sites(state)
-                    status = self.status()
+                    status = self._reported(waited)
                     status.changed = bool(restarted)
                     status.restarted = restarted
                     return status
                 return self._restart(state)
             return self._create()
+
+    def _reported(self, waited: Health) -> SandboxStatus:
+        """What ``up`` reports: the status now, with the health ``up`` waited for when the
+        status's own quick reading (bounded at a few seconds, on a busy machine) could not
+        get one as good: ``up`` returns once the cluster was healthy."""
+        status = self.status()
+        if status.running and waited.ok and not (status.health and status.health.ok):
+            status.health = waited
+            if status.sites:
+                status.sites[0]["healthy"] = status.healthy
+        return status
 
     def _ensure_libvirt(self, state: dict) -> list[str]:
         """Start libvirt again if it no longer serves the sandbox's URI; what was started."""
@@ -390,13 +401,13 @@ class Sandbox:
             self._ensure_hosts(state)
             timings["libvirt"] = time.monotonic() - t0
             self._save_state(state)
-            self._wait_healthy(deadline=t0 + self.timeout)
+            waited = self._wait_healthy(deadline=t0 + self.timeout)
             timings["healthy"] = time.monotonic() - t0
             self._ensure_sites(state)
         except BaseException:
             self._abort(state, started)
             raise
-        status = self.status()
+        status = self._reported(waited)
         status.changed = True
         status.timings = {k: round(v, 3) for k, v in timings.items()}
         return status
@@ -425,12 +436,12 @@ class Sandbox:
             self._ensure_hosts(state)
             state["kept"] = False
             self._save_state(state)
-            self._wait_healthy(deadline=t0 + self.timeout)
+            waited = self._wait_healthy(deadline=t0 + self.timeout)
             self._ensure_sites(state)
         except BaseException:
             self._abort(state, started, remove=False)
             raise
-        status = self.status()
+        status = self._reported(waited)
         status.changed = True
         status.timings = {"healthy": round(time.monotonic() - t0, 3)}
         return status
