@@ -177,10 +177,7 @@ class Sandbox:
         """Environment variables that point the Ceph CLIs, virsh and rbdnb at this sandbox."""
         env = {"CEPH_CONF": str(self.conf_path), "LIBVIRT_DEFAULT_URI": self.libvirt_uri,
                "RBDNB_SANDBOX_DIR": str(self.dir)}
-        try:
-            state = self._load_state() or {}
-        except SandboxError:
-            state = {}
+        state = self._state_or_empty()
         if state.get("hosts"):
             env["RBDNB_LIBVIRT_URIS"] = " ".join([self.libvirt_uri] + [
                 h["uri"] for h in state["hosts"]])
@@ -190,19 +187,13 @@ class Sandbox:
 
     def site_confs(self) -> dict[str, str]:
         """site name -> its ceph.conf: ``a`` (this cluster) and each further site."""
-        try:
-            state = self._load_state() or {}
-        except SandboxError:
-            state = {}
+        state = self._state_or_empty()
         return {"a": str(self.conf_path), **{
             site["name"]: str(Path(site["dir"]) / "ceph.conf") for site in state.get("sites") or []}}
 
     def host_uris(self) -> list[str]:
         """The libvirt URI of every host of the sandbox, host1 (its libvirt_uri) first."""
-        try:
-            state = self._load_state() or {}
-        except SandboxError:
-            state = {}
+        state = self._state_or_empty()
         return [self.libvirt_uri] + [h["uri"] for h in state.get("hosts") or []]
 
     # -- state -----------------------------------------------------------------------------
@@ -213,6 +204,14 @@ class Sandbox:
             return None
         except (OSError, ValueError) as exc:
             raise SandboxError(f"cannot read sandbox state {self.state_path}: {exc}") from None
+
+    def _state_or_empty(self) -> dict:
+        """The recorded state, or {} when there is none or it cannot be read (for what only
+        reports: env, hosts, sites)."""
+        try:
+            return self._load_state() or {}
+        except SandboxError:
+            return {}
 
     def _save_state(self, state: dict) -> None:
         tmp = self.state_path.with_suffix(".tmp")

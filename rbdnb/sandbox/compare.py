@@ -159,22 +159,31 @@ def bench_import(cluster, pool: str, repeat: int, tmp: Path) -> Row:
                fastest / med["rbdnb"], ">= 1.0x the fastest", 1.0)
 
 
+def scratch_pool(stack: ExitStack, conf: str | None, pool: str):
+    """A connection to ``conf`` (a sandbox of its own in a temporary directory when None)
+    and a pool ``pool`` on it, both undone when ``stack`` closes; (cluster, conf)."""
+    import rbdnb
+    if conf is None:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{pool}-")))
+        # Each clone is a few small objects and omap entries: 8G of memstore is ample.
+        box = rbdnb.Sandbox(tmp / "sandbox", osd_size="8G")
+        box.up()
+        stack.callback(box.down)
+        conf = str(box.conf_path)
+    cluster = stack.enter_context(rbdnb.connect(conf))
+    rbdnb.create_pool(cluster, pool, 32, exist_ok=True)
+    stack.callback(lambda: rbdnb.delete_pool(cluster, pool, confirm=True))
+    return cluster, conf
+
+
 def compare(conf: str | None = None, *, repeat: int = 3, clones: int = 100,
             list_calls: int = 30, quick: bool = False, log=print):
     """Run every case and return a DataFrame (case, rbdnb, native, ratio, goal, met)."""
     import pandas as pd
-    import rbdnb
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rbdnb-compare-")))
-        if conf is None:
-            box = rbdnb.Sandbox(tmp / "sandbox", osd_size="8G")
-            box.up()
-            stack.callback(box.down)
-            conf = str(box.conf_path)
-        cluster = stack.enter_context(rbdnb.connect(conf))
         pool = "rbdnb-compare"
-        rbdnb.create_pool(cluster, pool, 32, exist_ok=True)
-        stack.callback(lambda: rbdnb.delete_pool(cluster, pool, confirm=True))
+        cluster, conf = scratch_pool(stack, conf, pool)
         log(f"cluster {cluster.fsid} ({conf}); medians of {repeat} interleaved runs")
         rows = bench_engines(cluster, pool, repeat, quick)
         rows.append(bench_list(cluster, pool, list_calls))

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import resource
 import statistics
-import tempfile
 import time
 from contextlib import ExitStack
-from pathlib import Path
+from .compare import scratch_pool
 
 GOALS = {"long listing": 3.0, "names": 1.0, "children": 2.0, "clone fan-out": 5.0}
 CLI_CLONE_SAMPLE = 100  # rbd clone is timed on this many clones at most, per N
@@ -115,17 +114,8 @@ def scale(conf: str | None = None, *, sizes=(100, 1000, 10000), repeat: int = 3,
     sizes = sorted(set(int(s) for s in sizes))
     rows = []
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rbdnb-scale-")))
-        if conf is None:
-            # Each clone is a few small objects and omap entries: 8G of memstore is ample.
-            box = rbdnb.Sandbox(tmp / "sandbox", osd_size="8G")
-            box.up()
-            stack.callback(box.down)
-            conf = str(box.conf_path)
-        cluster = stack.enter_context(rbdnb.connect(conf))
         pool = "rbdnb-scale"
-        rbdnb.create_pool(cluster, pool, 32, exist_ok=True)
-        stack.callback(lambda: rbdnb.delete_pool(cluster, pool, confirm=True))
+        cluster, conf = scratch_pool(stack, conf, pool)
         golden = f"{pool}/golden@base"
         rbdnb.create_image(cluster, f"{pool}/golden", "64M", exist_ok=True)
         rbdnb.create_snapshot(cluster, golden, exist_ok=True)

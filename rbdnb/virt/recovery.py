@@ -22,15 +22,14 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ..base.plan import Plan, Result
-from ..base.specs import check_name, parse_client
+from ..base.plan import Plan, Result, merged
+from ..base.specs import check_name, parse_client, parse_spec
 from ..ceph import mirror
 from ..ceph.cluster import Cluster
 from ..ceph.images import create_image, image_exists, open_image
 from ..ceph.pools import create_pool
 from ..ceph.transfer import checksum_image, import_image
 from ..ceph.users import create_user
-from ..base.specs import parse_spec
 from ..errors import InvalidArgument, RbdnbError
 from .connection import close_quietly, connect_libvirt, find
 from .domains import define_vm, destroy_vm, start_vm, wait_guest
@@ -111,7 +110,7 @@ class Sites:
                     close_quietly(conn)
         steps.append(mirror.bootstrap_peers(self.cluster, self.peer, self.pool,
                                             dry_run=dry_run))
-        return _merged(f"two sites mirroring pool {self.pool}", steps)
+        return merged(f"two sites mirroring pool {self.pool}", *steps)
 
     def place_vm(self, image: str, boot: GuestBoot | None, directory, *,
                  dry_run: bool = False) -> Result | Plan:
@@ -124,7 +123,7 @@ class Sites:
                  create_image(self.cluster, data, DATA_SIZE, exist_ok=True, dry_run=dry_run)]
         if dry_run:
             steps += [mirror.enable_image(self.cluster, d, dry_run=True) for d in self.disks]
-            return _merged(f"VM {self.vm} at site a, its disks mirrored", steps)
+            return merged(f"VM {self.vm} at site a, its disks mirrored", *steps)
         where = self.primary_site()
         src, _ = self.site(where)
         steps += [mirror.enable_image(src, d) for d in self.disks]
@@ -142,7 +141,7 @@ class Sites:
                     wait_guest(conn, self.vm, timeout=self.boot_timeout)
             finally:
                 close_quietly(conn)
-        return _merged(f"VM {self.vm} at site {where}, its disks mirrored", steps)
+        return merged(f"VM {self.vm} at site {where}, its disks mirrored", *steps)
 
     # -- reading the sites ---------------------------------------------------------------------
     def _primary_at(self, name: str) -> bool:
@@ -348,8 +347,3 @@ class Sites:
         import pandas as pd
         return pd.DataFrame(self.drills, columns=["drill", "rto_s", "rpo_bytes", "rpo_s",
                                                   "sync_s", "sites_equal_after"])
-
-
-def _merged(action: str, steps: list) -> Result | Plan:
-    from ..base.plan import merged
-    return merged(action, *steps)
